@@ -1,0 +1,345 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultAddress is where the client looks for an agent when neither an
+// address nor HERD_ADDR is given.
+const DefaultAddress = "http://127.0.0.1:7700"
+
+// Client talks to one agent's HTTP API. It is safe for concurrent use.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// NewClient returns a client for the agent at address ("host:port" or a
+// URL). An empty address means $HERD_ADDR, then DefaultAddress.
+func NewClient(address string) (*Client, error) {
+	if address == "" {
+		address = os.Getenv("HERD_ADDR")
+	}
+	if address == "" {
+		address = DefaultAddress
+	}
+	if !strings.Contains(address, "://") {
+		address = "http://" + address
+	}
+	u, err := url.Parse(address)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("invalid agent address %q: want host:port or http://host:port", address)
+	}
+	return &Client{
+		base: strings.TrimRight(u.String(), "/"),
+		http: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}},
+	}, nil
+}
+
+// Address is the agent's base URL.
+func (c *Client) Address() string { return c.base }
+
+// StatusError is an error response from the agent.
+type StatusError struct {
+	Code    int
+	Message string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Code) }
+
+// IsNotFound reports whether err is a 404 from the agent.
+func IsNotFound(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Code == http.StatusNotFound
+}
+
+// QueryOptions control reads.
+type QueryOptions struct {
+	// WaitIndex makes the read block until the answer's index differs.
+	WaitIndex uint64
+	// WaitTime bounds the blocking wait (server default 5m).
+	WaitTime time.Duration
+	// Stale allows any server to answer from its local, possibly stale,
+	// state.
+	Stale bool
+}
+
+// Meta is what a response says besides its body.
+type Meta struct {
+	// Index is the index to pass as WaitIndex to block for changes.
+	Index uint64
+	// Header holds the raw response headers.
+	Header http.Header
+}
+
+func (o *QueryOptions) values(v url.Values) {
+	if o == nil {
+		return
+	}
+	if o.WaitIndex > 0 {
+		v.Set("index", strconv.FormatUint(o.WaitIndex, 10))
+	}
+	if o.WaitTime > 0 {
+		v.Set("wait", o.WaitTime.String())
+	}
+	if o.Stale {
+		v.Set("stale", "")
+	}
+}
+
+// do sends a request; out (if not nil) receives the JSON body. A 404 with
+// an empty body is reported as (meta, false, nil) so "missing" is not an
+// error.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body io.Reader, out any) (*Meta, bool, error) {
+	u := c.base + path
+	if len(query) > 0 {
+		u += "?" + strings.ReplaceAll(query.Encode(), "=&", "&")
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, false, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	meta := &Meta{Header: resp.Header}
+	if s := resp.Header.Get("X-Herd-Index"); s != "" {
+		meta.Index, _ = strconv.ParseUint(s, 10, 64)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return meta, false, fmt.Errorf("%s %s: reading answer: %w", method, path, err)
+	}
+	if resp.StatusCode == http.StatusNotFound && len(bytes.TrimSpace(data)) == 0 {
+		return meta, false, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e Error
+		msg := strings.TrimSpace(string(data))
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		return meta, false, &StatusError{Code: resp.StatusCode, Message: msg}
+	}
+	if out != nil {
+		if raw, ok := out.(*[]byte); ok {
+			*raw = data
+		} else if err := json.Unmarshal(data, out); err != nil {
+			return meta, false, fmt.Errorf("%s %s: decoding answer: %w", method, path, err)
+		}
+	}
+	return meta, true, nil
+}
+
+func kvPath(key string) string {
+	parts := strings.Split(key, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return "/v1/kv/" + strings.Join(parts, "/")
+}
+
+// KVGet reads one key; it returns nil when the key does not exist.
+func (c *Client) KVGet(ctx context.Context, key string, q *QueryOptions) (*KVPair, *Meta, error) {
+	v := url.Values{}
+	q.values(v)
+	var out []*KVPair
+	meta, found, err := c.do(ctx, http.MethodGet, kvPath(key), v, nil, &out)
+	if err != nil || !found || len(out) == 0 {
+		return nil, meta, err
+	}
+	return out[0], meta, nil
+}
+
+// KVList reads every key under prefix.
+func (c *Client) KVList(ctx context.Context, prefix string, q *QueryOptions) ([]*KVPair, *Meta, error) {
+	v := url.Values{"recurse": {""}}
+	q.values(v)
+	var out []*KVPair
+	meta, _, err := c.do(ctx, http.MethodGet, kvPath(prefix), v, nil, &out)
+	return out, meta, err
+}
+
+// KVKeys lists key names under prefix, folded at separator if not empty.
+func (c *Client) KVKeys(ctx context.Context, prefix, separator string, q *QueryOptions) ([]string, *Meta, error) {
+	v := url.Values{"keys": {""}}
+	if separator != "" {
+		v.Set("separator", separator)
+	}
+	q.values(v)
+	var out []string
+	meta, _, err := c.do(ctx, http.MethodGet, kvPath(prefix), v, nil, &out)
+	return out, meta, err
+}
+
+// WriteOptions modify a KV write.
+type WriteOptions struct {
+	// Flags is stored with the value.
+	Flags uint64
+	// CAS, when not nil, makes the write conditional on the key's
+	// ModifyIndex (0: the key must not exist).
+	CAS *uint64
+}
+
+// KVPut writes a key. It reports false when a CAS condition failed.
+func (c *Client) KVPut(ctx context.Context, key string, value []byte, o *WriteOptions) (bool, *Meta, error) {
+	v := url.Values{}
+	if o != nil {
+		if o.Flags != 0 {
+			v.Set("flags", strconv.FormatUint(o.Flags, 10))
+		}
+		if o.CAS != nil {
+			v.Set("cas", strconv.FormatUint(*o.CAS, 10))
+		}
+	}
+	var ok bool
+	meta, _, err := c.do(ctx, http.MethodPut, kvPath(key), v, bytes.NewReader(value), &ok)
+	return ok, meta, err
+}
+
+// KVDelete deletes a key, or every key under it when recurse is true.
+func (c *Client) KVDelete(ctx context.Context, key string, recurse bool) (*Meta, error) {
+	v := url.Values{}
+	if recurse {
+		v.Set("recurse", "")
+	}
+	meta, _, err := c.do(ctx, http.MethodDelete, kvPath(key), v, nil, nil)
+	return meta, err
+}
+
+// KVAcquire tries to take key's lock for session, writing value. It returns
+// whether it got the lock and, if so, the fencing token: the Raft index of
+// the acquisition, which only ever rises.
+func (c *Client) KVAcquire(ctx context.Context, key, session string, value []byte) (bool, uint64, error) {
+	var ok bool
+	meta, _, err := c.do(ctx, http.MethodPut, kvPath(key), url.Values{"acquire": {session}}, bytes.NewReader(value), &ok)
+	if err != nil || !ok {
+		return false, 0, err
+	}
+	token, _ := strconv.ParseUint(meta.Header.Get("X-Herd-Lock-Index"), 10, 64)
+	return true, token, nil
+}
+
+// KVRelease releases key's lock held by session.
+func (c *Client) KVRelease(ctx context.Context, key, session string) (bool, error) {
+	var ok bool
+	_, _, err := c.do(ctx, http.MethodPut, kvPath(key), url.Values{"release": {session}}, nil, &ok)
+	return ok, err
+}
+
+// SessionCreate creates a session and returns its ID. Only Name, Node,
+// LockDelay, Behavior and TTL of se are sent.
+func (c *Client) SessionCreate(ctx context.Context, se *SessionEntry) (string, error) {
+	body := map[string]any{}
+	if se != nil {
+		if se.Name != "" {
+			body["Name"] = se.Name
+		}
+		if se.Node != "" {
+			body["Node"] = se.Node
+		}
+		body["LockDelay"] = se.LockDelay.String()
+		if se.Behavior != "" {
+			body["Behavior"] = se.Behavior
+		}
+		if se.TTL != "" {
+			body["TTL"] = se.TTL
+		}
+	}
+	buf, _ := json.Marshal(body)
+	var out struct{ ID string }
+	if _, _, err := c.do(ctx, http.MethodPut, "/v1/session/create", nil, bytes.NewReader(buf), &out); err != nil {
+		return "", err
+	}
+	return out.ID, nil
+}
+
+// SessionRenew resets a session's TTL. It returns an error satisfying
+// IsNotFound when the session is gone.
+func (c *Client) SessionRenew(ctx context.Context, id string) error {
+	var out []*SessionEntry
+	_, found, err := c.do(ctx, http.MethodPut, "/v1/session/renew/"+url.PathEscape(id), nil, nil, &out)
+	if err == nil && !found {
+		return &StatusError{Code: http.StatusNotFound, Message: "session " + id + " not found"}
+	}
+	return err
+}
+
+// SessionDestroy invalidates a session, releasing its locks.
+func (c *Client) SessionDestroy(ctx context.Context, id string) error {
+	_, _, err := c.do(ctx, http.MethodPut, "/v1/session/destroy/"+url.PathEscape(id), nil, nil, nil)
+	return err
+}
+
+// SessionInfo reads a session; nil if it does not exist.
+func (c *Client) SessionInfo(ctx context.Context, id string, q *QueryOptions) (*SessionEntry, *Meta, error) {
+	v := url.Values{}
+	q.values(v)
+	var out []*SessionEntry
+	meta, _, err := c.do(ctx, http.MethodGet, "/v1/session/info/"+url.PathEscape(id), v, nil, &out)
+	if err != nil || len(out) == 0 {
+		return nil, meta, err
+	}
+	return out[0], meta, nil
+}
+
+// Leader returns the leader's node name ("" if there is none).
+func (c *Client) Leader(ctx context.Context) (string, error) {
+	var name string
+	_, _, err := c.do(ctx, http.MethodGet, "/v1/status/leader", url.Values{"node": {""}}, nil, &name)
+	return name, err
+}
+
+// Peers returns the Raft addresses of the voters.
+func (c *Client) Peers(ctx context.Context) ([]string, error) {
+	var out []string
+	_, _, err := c.do(ctx, http.MethodGet, "/v1/status/peers", nil, nil, &out)
+	return out, err
+}
+
+// RaftConfiguration returns the Raft configuration with leader and voter
+// flags.
+func (c *Client) RaftConfiguration(ctx context.Context) (*RaftConfiguration, error) {
+	var out RaftConfiguration
+	if _, _, err := c.do(ctx, http.MethodGet, "/v1/operator/raft/configuration", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Self describes the agent the client talks to.
+func (c *Client) Self(ctx context.Context) (*AgentSelf, error) {
+	var out AgentSelf
+	if _, _, err := c.do(ctx, http.MethodGet, "/v1/agent/self", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Members lists the gossip members the agent knows, including failed and
+// left ones.
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	var out []Member
+	_, _, err := c.do(ctx, http.MethodGet, "/v1/agent/members", nil, nil, &out)
+	return out, err
+}
+
+// Metrics returns the agent's Prometheus text exposition.
+func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
+	var out []byte
+	_, _, err := c.do(ctx, http.MethodGet, "/v1/metrics", nil, nil, &out)
+	return out, err
+}

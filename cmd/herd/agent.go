@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/herd-cluster/herd/internal/agent"
+	"github.com/herd-cluster/herd/internal/config"
+	"github.com/herd-cluster/herd/internal/logging"
+)
+
+func newAgentCmd() *cobra.Command {
+	var (
+		file     string
+		dev      bool
+		nodeName string
+		dataDir  string
+		bind     string
+		adv      string
+		httpPort int
+		gossip   int
+		rpc      int
+		srv      bool
+		expect   int
+		join     []string
+		retry    []string
+		zone     string
+		labels   map[string]string
+		logLevel string
+		logFmt   string
+		cleanup  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a herd agent (server and/or client)",
+		Long: `Run a herd agent. Servers (--server) hold the replicated state in Raft; clients
+join the gossip pool and serve the API by forwarding to servers.
+
+Settings come from --config (a strict YAML file: unknown fields are errors), then
+flags, which win over the file. --dev starts a throw-away single-node cluster on
+127.0.0.1 with its data in a temporary directory.
+
+Examples:
+  herd agent --dev
+  herd agent --server --bootstrap-expect 3 --data-dir /var/lib/herd --retry-join 10.0.0.2 --retry-join 10.0.0.3
+  herd agent --config /etc/herd/agent.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := config.Default()
+			if file != "" {
+				var err error
+				if cfg, err = config.Load(file, cfg); err != nil {
+					return err
+				}
+			}
+			f := cmd.Flags()
+			set := func(name string, apply func()) {
+				if f.Changed(name) {
+					apply()
+				}
+			}
+			set("node", func() { cfg.NodeName = nodeName })
+			set("data-dir", func() { cfg.DataDir = dataDir })
+			set("bind", func() { cfg.BindAddr = bind })
+			set("advertise", func() { cfg.AdvertiseAddr = adv })
+			set("http-port", func() { cfg.Ports.HTTP = httpPort })
+			set("gossip-port", func() { cfg.Ports.Gossip = gossip })
+			set("rpc-port", func() { cfg.Ports.RPC = rpc })
+			set("server", func() { cfg.Server = srv })
+			set("bootstrap-expect", func() { cfg.BootstrapExpect = expect })
+			set("join", func() { cfg.Join = join })
+			set("retry-join", func() { cfg.RetryJoin = retry })
+			set("zone", func() { cfg.Zone = zone })
+			set("label", func() { cfg.Labels = labels })
+			set("log-level", func() { cfg.LogLevel = logLevel })
+			set("log-format", func() { cfg.LogFormat = logFmt })
+			set("dead-server-cleanup", func() { cfg.DeadServerCleanup = config.Duration(cleanup) })
+			cfg.Dev = dev
+			if err := cfg.Finalize(); err != nil {
+				return fmt.Errorf("invalid configuration:\n%w", err)
+			}
+			return runAgent(cmd, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&file, "config", "c", "", "YAML config file (strict: unknown fields are errors)")
+	f.BoolVar(&dev, "dev", false, "run a single-node dev cluster on 127.0.0.1 with data in a temp dir")
+	f.StringVar(&nodeName, "node", "", "node name, unique in the cluster (default: hostname; \"dev\" with --dev)")
+	f.StringVar(&dataDir, "data-dir", "", "directory for the Raft log, snapshots and node identity")
+	f.StringVar(&bind, "bind", "", "IP address to listen on (default 0.0.0.0; 127.0.0.1 with --dev)")
+	f.StringVar(&adv, "advertise", "", "IP address other agents use to reach this one (default: the bind address or the first private IP)")
+	f.IntVar(&httpPort, "http-port", config.DefaultHTTPPort, "HTTP API and UI port")
+	f.IntVar(&gossip, "gossip-port", config.DefaultGossipPort, "gossip port (TCP and UDP)")
+	f.IntVar(&rpc, "rpc-port", config.DefaultRPCPort, "Raft port (servers)")
+	f.BoolVar(&srv, "server", false, "be a server: hold the replicated state and vote in Raft")
+	f.IntVar(&expect, "bootstrap-expect", 0, "servers to wait for before bootstrapping a new cluster")
+	f.StringSliceVar(&join, "join", nil, "gossip address to join at start; fail if none answers (repeatable)")
+	f.StringSliceVar(&retry, "retry-join", nil, "gossip address to join, retried with back-off until it answers (repeatable)")
+	f.StringVar(&zone, "zone", "", "failure zone of this node (rack, AZ)")
+	f.StringToStringVar(&labels, "label", nil, "node label key=value (repeatable)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFmt, "log-format", "text", "text or json")
+	f.DurationVar(&cleanup, "dead-server-cleanup", 30*time.Second, "remove a server from Raft after it has been failed this long")
+	return cmd
+}
+
+func runAgent(cmd *cobra.Command, cfg config.Config) error {
+	logger := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	start := time.Now()
+	a, err := agent.New(cfg, logger)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	out := cmd.OutOrStdout()
+	if cfg.Dev {
+		if err := waitLeader(ctx, a, 10*time.Second); err != nil {
+			logger.Warn("no leader yet", "err", err)
+		}
+		fmt.Fprintf(out, "herd dev agent ready in %s\n", time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(out, "  API:  http://%s\n  UI:   http://%s/ui/\n  data: %s (removed on exit)\n", a.APIAddr(), a.APIAddr(), a.DataDir())
+		fmt.Fprintf(out, "Try:  export HERD_ADDR=http://%s; herd members; herd kv put hello world\n", a.APIAddr())
+	} else {
+		fmt.Fprintf(out, "herd agent %q running: API http://%s, UI http://%s/ui/, gossip %s\n", cfg.NodeName, a.APIAddr(), a.APIAddr(), a.GossipAddr())
+	}
+	<-ctx.Done()
+	stop()
+	fmt.Fprintln(out, "leaving the cluster (interrupt again to force)")
+	lctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		select {
+		case <-sig:
+			cancel()
+		case <-lctx.Done():
+		}
+		signal.Stop(sig)
+	}()
+	return a.Leave(lctx)
+}
+
+func waitLeader(ctx context.Context, a *agent.Agent, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if s := a.Server(); s != nil {
+			if name, _ := s.Leader(); name != "" && (!s.IsLeader() || s.Store().ClusterID() != "") {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("no leader after %s", limit)
+}

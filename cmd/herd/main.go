@@ -1,0 +1,94 @@
+// Command herd is the herd agent and its command-line client in one binary.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// usageError marks errors in how a command was called; they exit 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// run executes the CLI and returns the exit code: 0 on success, 1 when the
+// agent or the operation failed, 2 on a usage error (with usage printed).
+func run(args []string) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) || isFlagError(err) {
+		fmt.Fprintf(os.Stderr, "Error: %v\n\n%s", err, cmd.UsageString())
+		return 2
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+	return 1
+}
+
+// exitError carries a command's own exit code (herd lock returns the
+// child's).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "herd",
+		Short: "herd: a self-healing server cluster in one binary",
+		Long: `herd turns a few machines into one cluster: gossip membership, a Raft-replicated
+control plane and key-value store with watches, sessions and locks.
+
+Start a one-node cluster on this machine:   herd agent --dev
+Then talk to it from another terminal:      herd members; herd kv put greeting hello
+
+Commands other than "agent" talk to an agent's HTTP API at --address, or
+$HERD_ADDR, or ` + "http://127.0.0.1:7700" + `.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newAgentCmd())
+	addClientCommands(root)
+	return root
+}
+
+// isFlagError recognises cobra's own argument errors (unknown command,
+// wrong number of arguments), which are usage errors.
+func isFlagError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires at most", "invalid argument", "flag needs an argument"} {
+		if len(msg) >= len(p) && contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,391 @@
+// Package agent builds a herd agent from its configuration. It is the one
+// place that knows every part, and the order they start and stop in:
+//
+//	start: data dir → listeners → gossip → Raft server → HTTP API → join
+//	stop:  leave Raft → leave gossip → HTTP API → Raft → gossip → data dir
+//
+// The API stops before Raft so that no request is accepted that could not
+// be served; gossip stops last so that the others learn about a graceful
+// leave before the connections close.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/config"
+	"github.com/herd-cluster/herd/internal/httpapi"
+	"github.com/herd-cluster/herd/internal/logging"
+	"github.com/herd-cluster/herd/internal/membership"
+	"github.com/herd-cluster/herd/internal/server"
+	"github.com/herd-cluster/herd/internal/ui"
+	"github.com/herd-cluster/herd/internal/version"
+)
+
+// Agent is a running herd agent.
+type Agent struct {
+	cfg    config.Config
+	logger *slog.Logger
+
+	dataDir    string
+	tempDir    bool
+	unlockData func()
+
+	registry *prometheus.Registry
+	gossip   *membership.Membership
+	server   *server.Server // nil on clients
+	httpSrv  *http.Server
+	httpLn   net.Listener
+
+	advertise string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// New starts an agent. cfg must have been finalized (config.Finalize).
+// logger nil discards logs.
+func New(cfg config.Config, logger *slog.Logger) (a *Agent, err error) {
+	if logger == nil {
+		logger = logging.Discard()
+	}
+	a = &Agent{cfg: cfg, logger: logger.With("node", cfg.NodeName), registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			a.abort()
+		}
+	}()
+
+	a.dataDir = cfg.DataDir
+	if a.dataDir == "" && cfg.Dev {
+		dir, err := os.MkdirTemp("", "herd-dev-")
+		if err != nil {
+			return nil, fmt.Errorf("creating dev data dir: %w", err)
+		}
+		a.dataDir, a.tempDir = dir, true
+	}
+	if a.unlockData, err = openDataDir(a.dataDir, cfg.NodeName); err != nil {
+		return nil, err
+	}
+
+	a.advertise, err = advertiseAddr(cfg)
+	if err != nil {
+		return nil, err
+	}
+	port := func(p int) int {
+		if p == 0 && cfg.Ephemeral {
+			return 0
+		}
+		return p
+	}
+	if a.httpLn, err = net.Listen("tcp", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(port(cfg.Ports.HTTP)))); err != nil {
+		return nil, fmt.Errorf("HTTP API listener (ports.http): %w", err)
+	}
+	httpAddr := net.JoinHostPort(a.advertise, strconv.Itoa(a.httpLn.Addr().(*net.TCPAddr).Port))
+	var rpcLn net.Listener
+	rpcAddr := ""
+	if cfg.Server {
+		if rpcLn, err = net.Listen("tcp", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(port(cfg.Ports.RPC)))); err != nil {
+			return nil, fmt.Errorf("Raft RPC listener (ports.rpc): %w", err)
+		}
+		rpcAddr = net.JoinHostPort(a.advertise, strconv.Itoa(rpcLn.Addr().(*net.TCPAddr).Port))
+	}
+
+	role := "client"
+	if cfg.Server {
+		role = "server"
+	}
+	gossipPort := port(cfg.Ports.Gossip)
+	if gossipPort == 0 {
+		// memberlist needs the same free port for TCP and UDP; find one.
+		if gossipPort, err = freeUDPTCPPort(cfg.BindAddr); err != nil {
+			return nil, err
+		}
+	}
+	a.gossip, err = membership.New(membership.Config{
+		NodeName:      cfg.NodeName,
+		BindAddr:      cfg.BindAddr,
+		BindPort:      gossipPort,
+		AdvertiseAddr: a.advertise,
+		Meta: membership.Meta{
+			Role: role, Zone: cfg.Zone, Labels: cfg.Labels,
+			APIAddr: httpAddr, RPCAddr: rpcAddr, Version: version.Version,
+		},
+		Logger: a.logger.With("component", "gossip"),
+	})
+	if err != nil {
+		if rpcLn != nil {
+			rpcLn.Close()
+		}
+		return nil, err
+	}
+
+	if cfg.Server {
+		adv, _ := net.ResolveTCPAddr("tcp", rpcAddr)
+		a.server, err = server.New(server.Config{
+			NodeName:          cfg.NodeName,
+			DataDir:           a.dataDir,
+			RPCListener:       rpcLn,
+			AdvertiseAddr:     adv,
+			BootstrapExpect:   cfg.BootstrapExpect,
+			Raft:              cfg.Raft,
+			DeadServerCleanup: cfg.DeadServerCleanup.D(),
+			Gossip:            a.gossip,
+			Logger:            a.logger,
+			Registerer:        a.registry,
+		})
+		if err != nil {
+			rpcLn.Close()
+			return nil, err
+		}
+	}
+
+	a.registerMetrics()
+	handler := httpapi.New(httpapi.Config{
+		NodeName:   cfg.NodeName,
+		Server:     a.server,
+		Gossip:     a.gossip,
+		Self:       a.Self,
+		Registerer: a.registry,
+		Gatherer:   a.registry,
+		UI:         ui.Handler(),
+		Logger:     a.logger.With("component", "http"),
+	})
+	a.httpSrv = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          logging.StdLog(a.logger, "http"),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.goFunc(func() {
+		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.logger.Error("HTTP API stopped", "err", err)
+		}
+	})
+
+	if len(cfg.Join) > 0 {
+		if _, err := a.gossip.Join(cfg.Join); err != nil {
+			return nil, fmt.Errorf("join: %w", err)
+		}
+	}
+	if len(cfg.RetryJoin) > 0 {
+		a.goFunc(func() {
+			_ = a.gossip.RetryJoin(ctx, cfg.RetryJoin, cfg.RetryInterval.D(), cfg.RetryMaxInterval.D())
+		})
+	}
+	a.logger.Info("agent started", "role", role, "api", "http://"+httpAddr, "ui", "http://"+httpAddr+"/ui/", "gossip", a.gossip.Addr(), "rpc", rpcAddr, "data_dir", a.dataDir)
+	return a, nil
+}
+
+func (a *Agent) goFunc(f func()) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f()
+	}()
+}
+
+// abort releases whatever New acquired before failing.
+func (a *Agent) abort() {
+	if a.httpLn != nil {
+		a.httpLn.Close()
+	}
+	if a.server != nil {
+		_ = a.server.Shutdown()
+	}
+	if a.gossip != nil {
+		_ = a.gossip.Shutdown()
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	if a.httpSrv != nil {
+		_ = a.httpSrv.Close()
+	}
+	a.wg.Wait()
+	if a.unlockData != nil {
+		a.unlockData()
+	}
+	if a.tempDir {
+		os.RemoveAll(a.dataDir)
+	}
+}
+
+// APIAddr is the host:port of the HTTP API.
+func (a *Agent) APIAddr() string {
+	return net.JoinHostPort(a.advertise, strconv.Itoa(a.httpLn.Addr().(*net.TCPAddr).Port))
+}
+
+// GossipAddr is the host:port others join.
+func (a *Agent) GossipAddr() string { return a.gossip.Addr() }
+
+// Server returns the Raft server, nil on client agents.
+func (a *Agent) Server() *server.Server { return a.server }
+
+// Name is the node name.
+func (a *Agent) Name() string { return a.cfg.NodeName }
+
+// DataDir is where the agent keeps its state.
+func (a *Agent) DataDir() string { return a.dataDir }
+
+// Self describes the agent for /v1/agent/self.
+func (a *Agent) Self() api.AgentSelf {
+	s := api.AgentSelf{
+		Name: a.cfg.NodeName, Role: "client", Zone: a.cfg.Zone, Labels: a.cfg.Labels,
+		Version: version.Version, APIAddr: a.APIAddr(), GossipAddr: a.gossip.Addr(),
+		UIURL: "http://" + a.APIAddr() + "/ui/",
+	}
+	if a.server != nil {
+		s.Role = "server"
+		s.RPCAddr = a.server.RPCAddr()
+		s.Leader, s.LeaderAddr = a.server.Leader()
+		s.ClusterID = a.server.Store().ClusterID()
+		st := a.server.Stats()
+		s.Raft = map[string]string{}
+		for _, k := range []string{"state", "term", "last_log_index", "commit_index", "applied_index", "last_contact", "num_peers"} {
+			s.Raft[k] = st[k]
+		}
+	}
+	return s
+}
+
+func (a *Agent) registerMetrics() {
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, st := range []string{api.MemberAlive, api.MemberFailed, api.MemberLeft} {
+		a.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "herd_members",
+			Help:        "Members known to this agent's gossip, by state.",
+			ConstLabels: prometheus.Labels{"state": st},
+		}, func() float64 {
+			n := 0
+			for _, m := range a.gossip.Members() {
+				if m.Status == st {
+					n++
+				}
+			}
+			return float64(n)
+		}))
+	}
+}
+
+// Registry is the agent's metrics registry.
+func (a *Agent) Registry() *prometheus.Registry { return a.registry }
+
+// Leave stops the agent gracefully: a leader hands over leadership, the
+// others are told this node leaves (so a server is removed from the Raft
+// configuration at once), in-flight requests finish, then everything
+// stops. ctx bounds the whole sequence.
+func (a *Agent) Leave(ctx context.Context) error {
+	a.stopOnce.Do(func() {
+		a.logger.Info("leaving cluster")
+		if a.server != nil {
+			if err := a.server.Leave(ctx); err != nil {
+				a.logger.Warn("raft leave", "err", err)
+			}
+		}
+		if err := a.gossip.Leave(2 * time.Second); err != nil {
+			a.logger.Warn("gossip leave", "err", err)
+		}
+		if a.server != nil {
+			wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			a.server.WaitRemoved(wctx)
+			cancel()
+		}
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := a.httpSrv.Shutdown(sctx); err != nil {
+			_ = a.httpSrv.Close()
+		}
+		cancel()
+		a.stopErr = a.stop()
+		a.logger.Info("agent stopped")
+	})
+	return a.stopErr
+}
+
+// Kill stops the agent at once without telling anyone, as a crash would
+// (its data on disk stays as it is). Used by tests.
+func (a *Agent) Kill() error {
+	a.stopOnce.Do(func() {
+		_ = a.httpSrv.Close()
+		a.stopErr = a.stop()
+	})
+	return a.stopErr
+}
+
+func (a *Agent) stop() error {
+	var errs []error
+	a.cancel()
+	_ = a.httpSrv.Close()
+	if a.server != nil {
+		if err := a.server.Shutdown(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := a.gossip.Shutdown(); err != nil {
+		errs = append(errs, err)
+	}
+	a.wg.Wait()
+	a.unlockData()
+	if a.tempDir {
+		if err := os.RemoveAll(a.dataDir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// advertiseAddr picks the address others reach this agent at.
+func advertiseAddr(cfg config.Config) (string, error) {
+	if cfg.AdvertiseAddr != "" {
+		return cfg.AdvertiseAddr, nil
+	}
+	ip := net.ParseIP(cfg.BindAddr)
+	if !ip.IsUnspecified() {
+		return cfg.BindAddr, nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", fmt.Errorf("advertise_addr: not set and interfaces unreadable: %w", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && n.IP.IsPrivate() {
+			return n.IP.String(), nil
+		}
+	}
+	return "", errors.New("advertise_addr: not set, bind_addr is 0.0.0.0 and no private IPv4 address was found; set advertise_addr")
+}
+
+// freeUDPTCPPort finds a port free for both TCP and UDP on addr.
+func freeUDPTCPPort(addr string) (int, error) {
+	for range 50 {
+		tl, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+		if err != nil {
+			return 0, fmt.Errorf("finding a free gossip port: %w", err)
+		}
+		p := tl.Addr().(*net.TCPAddr).Port
+		ul, err := net.ListenPacket("udp", net.JoinHostPort(addr, strconv.Itoa(p)))
+		tl.Close()
+		if err == nil {
+			ul.Close()
+			return p, nil
+		}
+	}
+	return 0, errors.New("finding a free gossip port: none free for both TCP and UDP")
+}

@@ -1,0 +1,308 @@
+// Package config defines the agent's configuration: the YAML file, its
+// defaults, and validation that names the offending field.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Default ports. Zero in a Ports field means "use the default"; in dev and
+// test setups a port of -1 is not allowed, use Ephemeral instead.
+const (
+	DefaultHTTPPort   = 7700
+	DefaultGossipPort = 7701
+	DefaultRPCPort    = 7702
+)
+
+// Ports are the TCP/UDP ports an agent listens on.
+type Ports struct {
+	// HTTP is the API and UI port. Default 7700.
+	HTTP int `yaml:"http"`
+	// Gossip is the memberlist port, TCP and UDP. Default 7701.
+	Gossip int `yaml:"gossip"`
+	// RPC is the Raft transport port (servers only). Default 7702.
+	RPC int `yaml:"rpc"`
+}
+
+// Raft tunes the consensus timers. Zero fields take the defaults, which are
+// chosen so that a new leader is elected about one second after the old one
+// dies on a LAN.
+type Raft struct {
+	// HeartbeatTimeout is how long a follower waits without contact from
+	// the leader before starting an election. Default 500ms.
+	HeartbeatTimeout Duration `yaml:"heartbeat_timeout"`
+	// ElectionTimeout is how long a candidate waits for votes. Default 500ms.
+	ElectionTimeout Duration `yaml:"election_timeout"`
+	// LeaderLeaseTimeout is how long a leader keeps leading without
+	// contact with a quorum. Default 250ms.
+	LeaderLeaseTimeout Duration `yaml:"leader_lease_timeout"`
+	// SnapshotThreshold is how many log entries trigger a snapshot.
+	// Default 8192.
+	SnapshotThreshold uint64 `yaml:"snapshot_threshold"`
+	// SnapshotInterval is how often the threshold is checked. Default 30s.
+	SnapshotInterval Duration `yaml:"snapshot_interval"`
+	// TrailingLogs is how many entries are kept after a snapshot so slow
+	// followers can catch up from the log. Default 10240.
+	TrailingLogs uint64 `yaml:"trailing_logs"`
+}
+
+// Config is the whole agent configuration.
+type Config struct {
+	// NodeName names this agent in the cluster; unique. Default: hostname.
+	NodeName string `yaml:"node_name"`
+	// DataDir holds the Raft log, snapshots and node identity. Required
+	// unless Dev is set.
+	DataDir string `yaml:"data_dir"`
+	// BindAddr is the IP address all listeners bind to. Default 0.0.0.0,
+	// 127.0.0.1 in dev mode.
+	BindAddr string `yaml:"bind_addr"`
+	// AdvertiseAddr is the address other agents use to reach this one.
+	// Default: BindAddr, or the first private IP when BindAddr is 0.0.0.0.
+	AdvertiseAddr string `yaml:"advertise_addr"`
+	// Ports are the listening ports.
+	Ports Ports `yaml:"ports"`
+	// Server makes this agent a Raft voter that holds the cluster state.
+	Server bool `yaml:"server"`
+	// BootstrapExpect is how many servers must be seen over gossip before
+	// the first Raft configuration is written. 0 means never bootstrap
+	// (join an existing cluster). Servers only.
+	BootstrapExpect int `yaml:"bootstrap_expect"`
+	// Join lists gossip addresses (host or host:port) to join at start.
+	// The agent fails to start if none can be reached.
+	Join []string `yaml:"join"`
+	// RetryJoin lists gossip addresses joined in the background, retried
+	// with exponential back-off until one answers.
+	RetryJoin []string `yaml:"retry_join"`
+	// RetryInterval is the first back-off step for RetryJoin. Default 1s;
+	// the back-off doubles up to RetryMaxInterval.
+	RetryInterval Duration `yaml:"retry_interval"`
+	// RetryMaxInterval caps the RetryJoin back-off. Default 30s.
+	RetryMaxInterval Duration `yaml:"retry_max_interval"`
+	// Zone is the failure domain this node is in, e.g. a rack or an
+	// availability zone. Optional.
+	Zone string `yaml:"zone"`
+	// Labels are free-form key/value attributes of the node.
+	Labels map[string]string `yaml:"labels"`
+	// DeadServerCleanup is how long a server may stay failed before the
+	// leader removes it from the Raft configuration. Default 30s; it is
+	// never removed if that would leave fewer live voters than a quorum.
+	DeadServerCleanup Duration `yaml:"dead_server_cleanup"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json. Default text.
+	LogFormat string `yaml:"log_format"`
+	// Raft tunes consensus timers.
+	Raft Raft `yaml:"raft"`
+	// Dev runs a single in-memory-ish node (server and client) with data
+	// in a temporary directory and listeners on loopback. Not read from
+	// the file; set by --dev.
+	Dev bool `yaml:"-"`
+	// Ephemeral makes every port that is zero pick a free port at start
+	// instead of the default. Used by tests; not read from the file.
+	Ephemeral bool `yaml:"-"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("250ms",
+// "30s") in YAML.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats the duration like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Default returns a Config with every default filled in except NodeName,
+// DataDir and addresses, which depend on the host and the mode.
+func Default() Config {
+	return Config{
+		Ports:             Ports{HTTP: DefaultHTTPPort, Gossip: DefaultGossipPort, RPC: DefaultRPCPort},
+		RetryInterval:     Duration(time.Second),
+		RetryMaxInterval:  Duration(30 * time.Second),
+		DeadServerCleanup: Duration(30 * time.Second),
+		LogLevel:          "info",
+		LogFormat:         "text",
+		Raft: Raft{
+			HeartbeatTimeout:   Duration(500 * time.Millisecond),
+			ElectionTimeout:    Duration(500 * time.Millisecond),
+			LeaderLeaseTimeout: Duration(250 * time.Millisecond),
+			SnapshotThreshold:  8192,
+			SnapshotInterval:   Duration(30 * time.Second),
+			TrailingLogs:       10240,
+		},
+	}
+}
+
+var nodeNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+var labelKeyRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$`)
+
+// MaxMetaBytes bounds the encoded node metadata that gossip carries
+// (memberlist's limit is 512 bytes); zone and labels count against it.
+const MaxMetaBytes = 512
+
+// FieldError is a validation error that names the offending field by its
+// YAML path, e.g. "ports.http".
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Msg) }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Finalize fills host- and mode-dependent defaults (node name, addresses,
+// dev settings) and then validates. It returns every problem found, joined.
+func (c *Config) Finalize() error {
+	if c.Dev {
+		c.Server = true
+		if c.BootstrapExpect == 0 {
+			c.BootstrapExpect = 1
+		}
+		if c.BindAddr == "" {
+			c.BindAddr = "127.0.0.1"
+		}
+		if c.NodeName == "" {
+			c.NodeName = "dev"
+		}
+	}
+	if c.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node_name: not set and hostname unknown: %w", err)
+		}
+		c.NodeName = h
+	}
+	if c.BindAddr == "" {
+		c.BindAddr = "0.0.0.0"
+	}
+	return c.Validate()
+}
+
+// Validate checks every field and returns all problems, each naming its
+// field.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+
+	if !nodeNameRe.MatchString(c.NodeName) {
+		add(fieldErr("node_name", "%q is not a valid node name (letters, digits, '_', '.', '-'; at most 63; starts with a letter or digit)", c.NodeName))
+	}
+	if c.DataDir == "" && !c.Dev {
+		add(fieldErr("data_dir", "required (or use --dev for a throw-away node)"))
+	}
+	if ip := net.ParseIP(c.BindAddr); ip == nil {
+		add(fieldErr("bind_addr", "%q is not an IP address", c.BindAddr))
+	}
+	if c.AdvertiseAddr != "" {
+		if ip := net.ParseIP(c.AdvertiseAddr); ip == nil || ip.IsUnspecified() {
+			add(fieldErr("advertise_addr", "%q is not a usable IP address", c.AdvertiseAddr))
+		}
+	}
+	for name, p := range map[string]int{"ports.http": c.Ports.HTTP, "ports.gossip": c.Ports.Gossip, "ports.rpc": c.Ports.RPC} {
+		if p < 0 || p > 65535 || (p == 0 && !c.Ephemeral) {
+			add(fieldErr(name, "%d is not a valid port (1-65535)", p))
+		}
+	}
+	if !c.Ephemeral {
+		if c.Ports.HTTP == c.Ports.Gossip || c.Ports.HTTP == c.Ports.RPC || c.Ports.Gossip == c.Ports.RPC {
+			add(fieldErr("ports", "http, gossip and rpc ports must differ (got %d, %d, %d)", c.Ports.HTTP, c.Ports.Gossip, c.Ports.RPC))
+		}
+	}
+	if c.BootstrapExpect < 0 {
+		add(fieldErr("bootstrap_expect", "must not be negative"))
+	}
+	if c.BootstrapExpect > 0 && !c.Server {
+		add(fieldErr("bootstrap_expect", "only servers bootstrap; set server: true"))
+	}
+	for i, a := range c.Join {
+		if err := checkJoinAddr(a); err != nil {
+			add(fieldErr(fmt.Sprintf("join[%d]", i), "%v", err))
+		}
+	}
+	for i, a := range c.RetryJoin {
+		if err := checkJoinAddr(a); err != nil {
+			add(fieldErr(fmt.Sprintf("retry_join[%d]", i), "%v", err))
+		}
+	}
+	if c.RetryInterval <= 0 {
+		add(fieldErr("retry_interval", "must be positive"))
+	}
+	if c.RetryMaxInterval < c.RetryInterval {
+		add(fieldErr("retry_max_interval", "must be at least retry_interval (%s)", c.RetryInterval))
+	}
+	if c.DeadServerCleanup <= 0 {
+		add(fieldErr("dead_server_cleanup", "must be positive"))
+	}
+	keys := make([]string, 0, len(c.Labels))
+	for k := range c.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !labelKeyRe.MatchString(k) {
+			add(fieldErr("labels."+k, "invalid label key (letters, digits, '_', '.', '/', '-')"))
+		}
+		if len(c.Labels[k]) > 63 {
+			add(fieldErr("labels."+k, "value longer than 63 bytes"))
+		}
+	}
+	if len(c.Zone) > 63 {
+		add(fieldErr("zone", "longer than 63 bytes"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add(fieldErr("log_level", "%q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		add(fieldErr("log_format", "%q is not one of text, json", c.LogFormat))
+	}
+	r := c.Raft
+	for name, d := range map[string]Duration{"raft.heartbeat_timeout": r.HeartbeatTimeout, "raft.election_timeout": r.ElectionTimeout, "raft.leader_lease_timeout": r.LeaderLeaseTimeout, "raft.snapshot_interval": r.SnapshotInterval} {
+		if d < Duration(5*time.Millisecond) {
+			add(fieldErr(name, "%s is too short (at least 5ms)", d))
+		}
+	}
+	if r.LeaderLeaseTimeout > r.HeartbeatTimeout {
+		add(fieldErr("raft.leader_lease_timeout", "must not exceed raft.heartbeat_timeout"))
+	}
+	if r.SnapshotThreshold == 0 {
+		add(fieldErr("raft.snapshot_threshold", "must be positive"))
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
+}
+
+func checkJoinAddr(a string) error {
+	if strings.TrimSpace(a) == "" {
+		return errors.New("empty address")
+	}
+	host := a
+	if h, p, err := net.SplitHostPort(a); err == nil {
+		host = h
+		port, err := strconv.Atoi(p)
+		if err != nil || port < 1 || port > 65535 {
+			return fmt.Errorf("%q has an invalid port", a)
+		}
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host", a)
+	}
+	if strings.ContainsAny(host, " /\\") {
+		return fmt.Errorf("%q is not a host or host:port", a)
+	}
+	return nil
+}

@@ -1,0 +1,283 @@
+// Package httpapi serves herd's HTTP API under /v1/: KV and sessions in
+// Consul's shapes, status, agent and operator endpoints, metrics, and the
+// internal endpoints that followers use to reach the leader. Handlers
+// return errors; one function turns them into JSON error responses.
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httputil"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/logging"
+	"github.com/herd-cluster/herd/internal/server"
+)
+
+// Limits on KV input.
+const (
+	MaxKeyBytes   = 1024
+	MaxValueBytes = 512 << 10
+	maxBodyBytes  = 2 << 20
+)
+
+// Gossip is the membership view the API shows.
+type Gossip interface {
+	Members() []api.Member
+}
+
+// Config configures the API handler.
+type Config struct {
+	// NodeName is this agent's name, the default Node of new sessions.
+	NodeName string
+	// Server is the local Raft server; nil on client agents, which proxy
+	// state requests to a server.
+	Server *server.Server
+	// Gossip is the membership view.
+	Gossip Gossip
+	// Self describes this agent for /v1/agent/self.
+	Self func() api.AgentSelf
+	// Registerer and Gatherer are the agent's metrics registry.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// UI serves /ui/; nil serves nothing there.
+	UI http.Handler
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// API is the HTTP handler.
+type API struct {
+	cfg     Config
+	logger  *slog.Logger
+	mux     *http.ServeMux
+	metrics *apiMetrics
+	proxy   *httputil.ReverseProxy
+}
+
+// New builds the handler and registers its metrics.
+func New(cfg Config) *API {
+	if cfg.Logger == nil {
+		cfg.Logger = logging.Discard()
+	}
+	a := &API{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Registerer)}
+	if cfg.Server == nil {
+		a.proxy = a.newServerProxy()
+	}
+	a.routes()
+	return a
+}
+
+// handlerFunc is an HTTP handler that returns an error for writeError.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (a *API) handle(pattern string, h handlerFunc) {
+	route := pattern
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		route = pattern[i+1:]
+	}
+	a.mux.Handle(pattern, a.instrument(route, func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			a.writeError(w, r, err)
+		}
+	}))
+}
+
+// stateful marks endpoints that need the cluster state: on a client agent
+// they are proxied to a server.
+func (a *API) stateful(h handlerFunc) handlerFunc {
+	if a.cfg.Server != nil {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) error {
+		a.proxy.ServeHTTP(w, r)
+		return nil
+	}
+}
+
+func (a *API) routes() {
+	a.handle("GET /v1/kv/{key...}", a.stateful(a.kvGet))
+	a.handle("PUT /v1/kv/{key...}", a.stateful(a.kvPut))
+	a.handle("POST /v1/kv/{key...}", a.stateful(a.kvPut))
+	a.handle("DELETE /v1/kv/{key...}", a.stateful(a.kvDelete))
+
+	a.handle("PUT /v1/session/create", a.stateful(a.sessionCreate))
+	a.handle("PUT /v1/session/destroy/{id}", a.stateful(a.sessionDestroy))
+	a.handle("PUT /v1/session/renew/{id}", a.stateful(a.sessionRenew))
+	a.handle("GET /v1/session/info/{id}", a.stateful(a.sessionInfo))
+	a.handle("GET /v1/session/list", a.stateful(a.sessionList))
+	a.handle("GET /v1/session/node/{node}", a.stateful(a.sessionList))
+
+	a.handle("GET /v1/status/leader", a.stateful(a.statusLeader))
+	a.handle("GET /v1/status/peers", a.stateful(a.statusPeers))
+	a.handle("GET /v1/status/health", a.statusHealth)
+	a.handle("GET /v1/operator/raft/configuration", a.stateful(a.raftConfiguration))
+	a.handle("GET /v1/state/members", a.stateful(a.stateMembers))
+
+	a.handle("GET /v1/agent/self", a.agentSelf)
+	a.handle("GET /v1/agent/members", a.agentMembers)
+
+	a.handle("POST "+server.PathApply, a.internalApply)
+	a.handle("GET "+server.PathReadIndex, a.internalReadIndex)
+
+	var gatherer prometheus.Gatherer = prometheus.NewRegistry()
+	if a.cfg.Gatherer != nil {
+		gatherer = a.cfg.Gatherer
+	}
+	metricsH := promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
+	a.handle("GET /v1/metrics", func(w http.ResponseWriter, r *http.Request) error {
+		metricsH.ServeHTTP(w, r)
+		return nil
+	})
+	if a.cfg.UI != nil {
+		a.mux.Handle("/ui/", a.cfg.UI)
+		a.mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusTemporaryRedirect))
+	}
+	a.handle("/", func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+	})
+}
+
+// ServeHTTP implements http.Handler. A panic in any handler is logged with
+// its stack and answered with 500; the agent keeps running.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			a.logger.Error("panic in HTTP handler", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			a.writeError(w, r, errorf(http.StatusInternalServerError, "internal error"))
+		}
+	}()
+	a.mux.ServeHTTP(w, r)
+}
+
+// httpError is an error with an HTTP status.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errorf(code int, format string, args ...any) error {
+	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// writeError is the one place errors become responses.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := http.StatusInternalServerError
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		code = he.code
+	case errors.Is(err, server.ErrNotLeader):
+		code = server.StatusNotLeader
+	case errors.Is(err, server.ErrNoLeader), errors.Is(err, server.ErrUnknownOutcome):
+		code = http.StatusServiceUnavailable
+	case r.Context().Err() != nil:
+		code = http.StatusServiceUnavailable
+	}
+	if code >= 500 {
+		a.logger.Warn("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+	}
+	writeJSON(w, code, api.Error{Error: err.Error(), Status: code})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// errEmptyBody is returned by decodeJSON for a request without a body.
+var errEmptyBody = errorf(http.StatusBadRequest, "missing JSON body")
+
+// decodeJSON reads a JSON body strictly into v, naming the problem.
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errEmptyBody
+		}
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &se):
+			return errorf(http.StatusBadRequest, "malformed JSON body at byte %d: %v", se.Offset, err)
+		case errors.As(err, &te):
+			return errorf(http.StatusBadRequest, "malformed JSON body: field %q must be %s, not %s", te.Field, te.Type, te.Value)
+		case errors.As(err, &mbe):
+			return errorf(http.StatusRequestEntityTooLarge, "request body larger than %d bytes", mbe.Limit)
+		default:
+			return errorf(http.StatusBadRequest, "malformed JSON body: %v", err)
+		}
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, "malformed JSON body: more than one JSON value")
+	}
+	return nil
+}
+
+// newServerProxy forwards requests from a client agent to a random live
+// server.
+func (a *API) newServerProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			var servers []string
+			for _, m := range a.cfg.Gossip.Members() {
+				if m.Role == "server" && m.Status == api.MemberAlive && m.APIAddr != "" {
+					servers = append(servers, m.APIAddr)
+				}
+			}
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = "no-server.invalid"
+			if len(servers) > 0 {
+				pr.Out.URL.Host = servers[rand.IntN(len(servers))]
+			}
+			pr.Out.Header.Set(headerOriginNode, a.cfg.NodeName)
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			a.writeError(w, r, errorf(http.StatusServiceUnavailable, "no server reachable from this client agent: %v", err))
+		},
+		FlushInterval: -1,
+	}
+}
+
+// headerOriginNode carries the client agent's name through its proxy, so
+// sessions created there belong to that node.
+const headerOriginNode = "X-Herd-Origin-Node"
+
+func parseUint(r *http.Request, name string) (uint64, bool, error) {
+	v := r.URL.Query().Get(name)
+	if !r.URL.Query().Has(name) {
+		return 0, false, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, true, errorf(http.StatusBadRequest, "query parameter %s=%q is not a non-negative integer", name, v)
+	}
+	return n, true, nil
+}
+
+func parseDuration(v string) (time.Duration, error) {
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		return time.Duration(n) * time.Second, nil // Consul: a bare number is seconds
+	}
+	return time.ParseDuration(v)
+}

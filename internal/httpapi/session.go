@@ -1,0 +1,278 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/server"
+)
+
+// sessionRequest is the body of /v1/session/create: Consul's fields, so
+// Consul clients work. LockDelay may be a duration string ("15s") or a
+// number (seconds below 1000, else nanoseconds), as in Consul.
+type sessionRequest struct {
+	Name          string
+	Node          string
+	LockDelay     json.RawMessage
+	Behavior      string
+	TTL           string
+	Namespace     string
+	Checks        []string
+	NodeChecks    []string
+	ServiceChecks []api.ServiceCheck
+}
+
+func parseLockDelay(raw json.RawMessage) (time.Duration, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return 0, fmt.Errorf("LockDelay %q is not a duration", s)
+		}
+		return d, nil
+	}
+	var n float64
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return 0, fmt.Errorf("LockDelay must be a duration string or a number")
+	}
+	if n < 1000 {
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	return time.Duration(n), nil
+}
+
+func (a *API) sessionCreate(w http.ResponseWriter, r *http.Request) error {
+	var req sessionRequest
+	if err := decodeJSON(r, &req); err != nil && !errors.Is(err, errEmptyBody) {
+		return err
+	}
+	delay, err := parseLockDelay(req.LockDelay)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	if delay < 0 || delay > time.Minute {
+		return errorf(http.StatusBadRequest, "LockDelay %s must be between 0s and 1m", delay)
+	}
+	switch req.Behavior {
+	case "", api.SessionBehaviorRelease, api.SessionBehaviorDelete:
+	default:
+		return errorf(http.StatusBadRequest, "Behavior %q must be %q or %q", req.Behavior, api.SessionBehaviorRelease, api.SessionBehaviorDelete)
+	}
+	if err := server.ValidateTTL(req.TTL); err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	node := req.Node
+	if node == "" {
+		node = r.Header.Get(headerOriginNode)
+	}
+	if node == "" {
+		node = a.cfg.NodeName
+	}
+	se := &api.SessionEntry{
+		Name: req.Name, Node: node, LockDelay: delay, Behavior: req.Behavior, TTL: req.TTL,
+		Namespace: req.Namespace, Checks: req.Checks, NodeChecks: req.NodeChecks, ServiceChecks: req.ServiceChecks,
+	}
+	res, err := a.apply(r, &server.Command{Op: server.OpSessionCreate, Session: se})
+	if err != nil {
+		return err
+	}
+	a.setIndexHeaders(w, res.Index)
+	writeJSON(w, http.StatusOK, map[string]string{"ID": res.Session.ID})
+	return nil
+}
+
+func (a *API) sessionDestroy(w http.ResponseWriter, r *http.Request) error {
+	res, err := a.apply(r, &server.Command{Op: server.OpSessionDestroy, ID: r.PathValue("id")})
+	if err != nil {
+		return err
+	}
+	a.setIndexHeaders(w, res.Index)
+	writeJSON(w, http.StatusOK, true)
+	return nil
+}
+
+func (a *API) sessionRenew(w http.ResponseWriter, r *http.Request) error {
+	res, err := a.apply(r, &server.Command{Op: server.OpSessionRenew, ID: r.PathValue("id")})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, []*api.SessionEntry{res.Session})
+	return nil
+}
+
+func (a *API) sessionInfo(w http.ResponseWriter, r *http.Request) error {
+	var out []*api.SessionEntry
+	err := a.blockingQuery(w, r, func(ws memdb.WatchSet) (uint64, error) {
+		idx, se, err := a.cfg.Server.Store().SessionGet(ws, r.PathValue("id"))
+		out = []*api.SessionEntry{}
+		if se != nil {
+			out = append(out, se)
+		}
+		return idx, err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) sessionList(w http.ResponseWriter, r *http.Request) error {
+	var out []*api.SessionEntry
+	err := a.blockingQuery(w, r, func(ws memdb.WatchSet) (uint64, error) {
+		idx, list, err := a.cfg.Server.Store().SessionList(ws, r.PathValue("node"))
+		out = list
+		return idx, err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) stateMembers(w http.ResponseWriter, r *http.Request) error {
+	var out []*api.Member
+	err := a.blockingQuery(w, r, func(ws memdb.WatchSet) (uint64, error) {
+		idx, list, err := a.cfg.Server.Store().Members(ws)
+		out = list
+		return idx, err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// --- status, agent, operator ---
+
+func (a *API) statusLeader(w http.ResponseWriter, r *http.Request) error {
+	name, addr := a.cfg.Server.Leader()
+	q := r.URL.Query()
+	switch {
+	case q.Has("node"):
+		writeJSON(w, http.StatusOK, name)
+	case q.Has("api"):
+		apiAddr := ""
+		for _, m := range a.cfg.Gossip.Members() {
+			if m.Name == name {
+				apiAddr = m.APIAddr
+			}
+		}
+		writeJSON(w, http.StatusOK, apiAddr)
+	default:
+		writeJSON(w, http.StatusOK, addr) // Consul answers the Raft address
+	}
+	return nil
+}
+
+func (a *API) statusPeers(w http.ResponseWriter, r *http.Request) error {
+	cfg, err := a.cfg.Server.Configuration()
+	if err != nil {
+		return err
+	}
+	peers := []string{}
+	for _, s := range cfg.Servers {
+		peers = append(peers, s.Address)
+	}
+	writeJSON(w, http.StatusOK, peers)
+	return nil
+}
+
+func (a *API) statusHealth(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (a *API) raftConfiguration(w http.ResponseWriter, r *http.Request) error {
+	cfg, err := a.cfg.Server.Configuration()
+	if err != nil {
+		return err
+	}
+	a.setIndexHeaders(w, cfg.Index)
+	writeJSON(w, http.StatusOK, cfg)
+	return nil
+}
+
+func (a *API) agentSelf(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, a.cfg.Self())
+	return nil
+}
+
+func (a *API) agentMembers(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, a.cfg.Gossip.Members())
+	return nil
+}
+
+// --- internal: followers reaching the leader ---
+
+func (a *API) internalApply(w http.ResponseWriter, r *http.Request) error {
+	if a.cfg.Server == nil {
+		return server.ErrNotLeader
+	}
+	var cmd server.Command
+	if err := decodeJSON(r, &cmd); err != nil {
+		return err
+	}
+	if err := validateCommand(&cmd); err != nil {
+		return err
+	}
+	res, err := a.cfg.Server.ApplyLocal(r.Context(), &cmd)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// validateCommand refuses forwarded commands that lack what their
+// operation needs, so nothing malformed reaches the log.
+func validateCommand(c *server.Command) error {
+	switch c.Op {
+	case server.OpKVSet, server.OpKVCAS, server.OpKVLock, server.OpKVUnlock:
+		if c.KV == nil {
+			return errorf(http.StatusBadRequest, "command %s needs kv", c.Op)
+		}
+		if err := validateKey(c.KV.Key, false); err != nil {
+			return err
+		}
+		if len(c.KV.Value) > MaxValueBytes {
+			return errorf(http.StatusRequestEntityTooLarge, "value is larger than the limit of %d bytes", MaxValueBytes)
+		}
+	case server.OpSessionCreate:
+		if c.Session == nil {
+			return errorf(http.StatusBadRequest, "command %s needs session", c.Op)
+		}
+	case server.OpMemberUpsert:
+		if c.Member == nil {
+			return errorf(http.StatusBadRequest, "command %s needs member", c.Op)
+		}
+	case server.OpKVDelete, server.OpKVDeleteCAS, server.OpKVDeleteTree, server.OpSessionDestroy,
+		server.OpSessionRenew, server.OpMemberDelete, server.OpClusterInit:
+	default:
+		return errorf(http.StatusBadRequest, "unknown command %q", c.Op)
+	}
+	return nil
+}
+
+func (a *API) internalReadIndex(w http.ResponseWriter, r *http.Request) error {
+	if a.cfg.Server == nil {
+		return server.ErrNotLeader
+	}
+	idx, err := a.cfg.Server.ReadIndexLocal()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]uint64{"Index": idx})
+	return nil
+}

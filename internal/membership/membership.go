@@ -1,0 +1,263 @@
+// Package membership wraps hashicorp/memberlist: it joins the gossip pool,
+// carries each node's metadata (role, zone, labels, addresses, version),
+// detects failures, and tells one consumer when anything changed.
+package membership
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/logging"
+)
+
+// Meta is the metadata every node gossips about itself.
+type Meta struct {
+	Role    string            `json:"r"`
+	Zone    string            `json:"z,omitempty"`
+	Labels  map[string]string `json:"l,omitempty"`
+	APIAddr string            `json:"a"`
+	RPCAddr string            `json:"p,omitempty"`
+	Version string            `json:"v"`
+}
+
+// Config configures a Membership.
+type Config struct {
+	// NodeName is this node's unique name.
+	NodeName string
+	// BindAddr and BindPort are where gossip listens (TCP and UDP); port 0
+	// picks a free one.
+	BindAddr string
+	BindPort int
+	// AdvertiseAddr is the address others reach us at; empty means the
+	// bind address.
+	AdvertiseAddr string
+	// Meta is gossiped to every other node; at most 512 bytes encoded.
+	Meta Meta
+	// Logger receives memberlist's log lines; nil discards them.
+	Logger *slog.Logger
+	// ProbeInterval overrides the failure-detection probe interval;
+	// zero means 200ms (see Tune).
+	ProbeInterval time.Duration
+}
+
+// Membership is a running gossip member.
+type Membership struct {
+	list   *memberlist.Memberlist
+	logger *slog.Logger
+	meta   []byte
+
+	// notifyCh coalesces change notifications for the one consumer.
+	notifyCh chan struct{}
+
+	// mu guards members: every node ever seen, with its last state.
+	mu      sync.Mutex
+	members map[string]*api.Member
+}
+
+// Tune applies herd's LAN timing to a memberlist config: a killed member is
+// declared dead in about a second, while Lifeguard's suspicion (refutable
+// for 4 probe intervals, longer while a node is unsure of its own health)
+// keeps a slow or briefly paused member alive.
+func Tune(c *memberlist.Config, probe time.Duration) {
+	if probe <= 0 {
+		probe = 200 * time.Millisecond
+	}
+	c.ProbeInterval = probe
+	c.ProbeTimeout = probe / 2
+	c.GossipInterval = probe / 2
+	c.SuspicionMult = 4
+	c.SuspicionMaxTimeoutMult = 6
+	c.PushPullInterval = 15 * time.Second
+	c.GossipToTheDeadTime = 15 * time.Second
+	c.TCPTimeout = 2 * time.Second
+}
+
+// New starts gossip. It does not join anyone; call Join or RetryJoin.
+func New(cfg Config) (*Membership, error) {
+	meta, err := json.Marshal(cfg.Meta)
+	if err != nil {
+		return nil, fmt.Errorf("encoding node metadata: %w", err)
+	}
+	if len(meta) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("node metadata is %d bytes, more than gossip's limit of %d: use fewer or shorter labels", len(meta), memberlist.MetaMaxSize)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = logging.Discard()
+	}
+	m := &Membership{
+		logger:   logger,
+		meta:     meta,
+		notifyCh: make(chan struct{}, 1),
+		members:  map[string]*api.Member{},
+	}
+	mc := memberlist.DefaultLANConfig()
+	Tune(mc, cfg.ProbeInterval)
+	mc.Name = cfg.NodeName
+	mc.BindAddr = cfg.BindAddr
+	mc.BindPort = cfg.BindPort
+	mc.AdvertisePort = cfg.BindPort
+	if cfg.AdvertiseAddr != "" {
+		mc.AdvertiseAddr = cfg.AdvertiseAddr
+	}
+	mc.Delegate = &delegate{m: m}
+	mc.Events = &events{m: m}
+	mc.Logger = logging.StdLog(logger, "memberlist")
+	list, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("starting gossip on %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
+	}
+	m.list = list
+	return m, nil
+}
+
+// Addr returns the gossip address this node advertises.
+func (m *Membership) Addr() string {
+	n := m.list.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Join contacts the given gossip addresses and returns how many answered.
+func (m *Membership) Join(addrs []string) (int, error) {
+	n, err := m.list.Join(addrs)
+	if n > 0 {
+		return n, nil
+	}
+	if err == nil {
+		err = errors.New("no address answered")
+	}
+	return 0, fmt.Errorf("joining %v: %w", addrs, err)
+}
+
+// RetryJoin joins addrs, retrying with exponential back-off from first up
+// to ceiling until one answers or ctx ends. It logs every failed attempt.
+func (m *Membership) RetryJoin(ctx context.Context, addrs []string, first, ceiling time.Duration) error {
+	wait := first
+	for attempt := 1; ; attempt++ {
+		n, err := m.Join(addrs)
+		if err == nil {
+			m.logger.Info("joined cluster", "addresses", addrs, "answered", n, "attempt", attempt)
+			return nil
+		}
+		m.logger.Warn("join failed, retrying", "addresses", addrs, "attempt", attempt, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, ceiling)
+	}
+}
+
+// Notify returns the channel that receives a value after the member list
+// changes. Notifications coalesce; there is one consumer.
+func (m *Membership) Notify() <-chan struct{} { return m.notifyCh }
+
+// Members returns every node seen so far, including failed and left ones,
+// sorted by name.
+func (m *Membership) Members() []api.Member {
+	m.mu.Lock()
+	out := make([]api.Member, 0, len(m.members))
+	for _, mem := range m.members {
+		out = append(out, *mem)
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Member returns one node by name.
+func (m *Membership) Member(name string) (api.Member, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mem, ok := m.members[name]
+	if !ok {
+		return api.Member{}, false
+	}
+	return *mem, true
+}
+
+// NumAlive counts the members gossip currently considers alive.
+func (m *Membership) NumAlive() int { return m.list.NumMembers() }
+
+// Leave tells the others that this node is leaving on purpose, waiting up
+// to timeout for the message to spread.
+func (m *Membership) Leave(timeout time.Duration) error {
+	if err := m.list.Leave(timeout); err != nil {
+		return fmt.Errorf("gossip leave: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops gossip at once, without telling anyone: to the others it
+// looks like a crash unless Leave ran first.
+func (m *Membership) Shutdown() error {
+	if err := m.list.Shutdown(); err != nil {
+		return fmt.Errorf("gossip shutdown: %w", err)
+	}
+	return nil
+}
+
+func (m *Membership) update(n *memberlist.Node, status string) {
+	mem := &api.Member{
+		Name:   n.Name,
+		Addr:   net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
+		Status: status,
+	}
+	var meta Meta
+	if err := json.Unmarshal(n.Meta, &meta); err != nil {
+		m.logger.Warn("ignoring unreadable node metadata", "node", n.Name, "err", err)
+	}
+	mem.Role, mem.Zone, mem.Labels = meta.Role, meta.Zone, meta.Labels
+	mem.APIAddr, mem.RPCAddr, mem.Version = meta.APIAddr, meta.RPCAddr, meta.Version
+	m.mu.Lock()
+	old := m.members[n.Name]
+	if old == nil || old.Status != status {
+		mem.StatusSince = time.Now()
+	} else {
+		mem.StatusSince = old.StatusSince
+	}
+	m.members[n.Name] = mem
+	m.mu.Unlock()
+	if old == nil || old.Status != status {
+		m.logger.Info("member "+status, "node", n.Name, "addr", mem.Addr, "role", mem.Role)
+	}
+	select {
+	case m.notifyCh <- struct{}{}:
+	default:
+	}
+}
+
+// delegate hands our metadata to memberlist.
+type delegate struct{ m *Membership }
+
+func (d *delegate) NodeMeta(limit int) []byte                  { return d.m.meta }
+func (d *delegate) NotifyMsg([]byte)                           {}
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// events records memberlist's verdicts. memberlist calls these
+// synchronously and they must not block.
+type events struct{ m *Membership }
+
+func (e *events) NotifyJoin(n *memberlist.Node)   { e.m.update(n, api.MemberAlive) }
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.m.update(n, api.MemberAlive) }
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	if n.State == memberlist.StateLeft {
+		e.m.update(n, api.MemberLeft)
+		return
+	}
+	e.m.update(n, api.MemberFailed)
+}

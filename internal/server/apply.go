@@ -1,0 +1,254 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Internal HTTP paths that followers use to reach the leader. They are
+// served by the httpapi package with ApplyLocal and ReadIndexLocal.
+const (
+	PathApply     = "/v1/internal/apply"
+	PathReadIndex = "/v1/internal/read-index"
+)
+
+// StatusNotLeader is the HTTP status an internal endpoint answers when the
+// receiving server is not (or no longer) the leader; the sender retries
+// elsewhere. The command was not applied.
+const StatusNotLeader = http.StatusMisdirectedRequest
+
+// Errors that map to HTTP statuses.
+var (
+	// ErrNotLeader: this server cannot serve a leader-only request; the
+	// request had no effect and may be retried.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrUnknownOutcome: leadership was lost after the write was
+	// proposed; it may or may not be applied.
+	ErrUnknownOutcome = errors.New("leadership lost while committing: the write may or may not have been applied")
+)
+
+// Apply commits cmd through Raft, forwarding it to the leader when this
+// server is a follower, and waits until it is applied. It waits up to the
+// hold timeout for a leader.
+func (s *Server) Apply(ctx context.Context, cmd *Command) (*Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.HoldTimeout)
+	defer cancel()
+	body, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("encoding command: %w", err)
+	}
+	for attempt := 0; ; attempt++ {
+		var res *Result
+		if s.IsLeader() {
+			res, err = s.ApplyLocal(ctx, cmd)
+		} else {
+			res = &Result{}
+			err = s.forward(ctx, http.MethodPost, PathApply, body, res)
+			s.countForward("write", err)
+		}
+		if err == nil || !errors.Is(err, ErrNotLeader) {
+			return res, err
+		}
+		if werr := s.waitLeader(ctx, attempt); werr != nil {
+			return nil, werr
+		}
+	}
+}
+
+func (s *Server) countForward(kind string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	s.metrics.forwarded.WithLabelValues(kind, result).Inc()
+}
+
+// waitLeader sleeps a little before another attempt, giving up with
+// ErrNoLeader when ctx ends.
+func (s *Server) waitLeader(ctx context.Context, attempt int) error {
+	d := time.Duration(min(attempt+1, 10)) * 5 * time.Millisecond
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("%w after %s", ErrNoLeader, s.cfg.HoldTimeout)
+	case <-s.shutdownCh:
+		return errors.New("server shutting down")
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// ApplyLocal commits cmd on this server, which must be the leader.
+func (s *Server) ApplyLocal(ctx context.Context, cmd *Command) (*Result, error) {
+	if !s.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	switch cmd.Op {
+	case OpSessionRenew:
+		return s.renewSession(cmd.ID)
+	case OpKVLock:
+		if until := s.store.LockDelayUntil(cmd.KV.Key); !until.IsZero() {
+			return &Result{OK: false}, nil
+		}
+	case OpSessionCreate:
+		if cmd.Session.ID == "" {
+			cmd.Session.ID = newUUID()
+		}
+	}
+	data, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("encoding command: %w", err)
+	}
+	timeout := s.cfg.HoldTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	start := time.Now()
+	f := s.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader):
+			return nil, ErrNotLeader
+		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			return nil, ErrUnknownOutcome
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			return nil, fmt.Errorf("raft apply timed out before the write was queued: %w", err)
+		}
+		return nil, fmt.Errorf("raft apply: %w", err)
+	}
+	s.metrics.applyLatency.Observe(time.Since(start).Seconds())
+	res := f.Response().(*Result)
+	if res.Error == "" {
+		switch cmd.Op {
+		case OpSessionCreate:
+			s.sessions.reset(res.Session)
+		case OpSessionDestroy:
+			s.sessions.stop(cmd.ID)
+		}
+	}
+	return res, nil
+}
+
+// ReadIndexLocal confirms leadership with a quorum and returns the index a
+// linearizable read must wait for.
+func (s *Server) ReadIndexLocal() (uint64, error) {
+	if !s.IsLeader() || !s.ready.Load() {
+		return 0, ErrNotLeader
+	}
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return 0, ErrNotLeader
+	}
+	return s.fsm.applied.Load(), nil
+}
+
+// ConsistentRead returns once this server's state store reflects every
+// write acknowledged before the call, so that a read from it is
+// linearizable. On a follower it asks the leader for its read index.
+func (s *Server) ConsistentRead(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.HoldTimeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		var idx uint64
+		var err error
+		if s.IsLeader() {
+			idx, err = s.ReadIndexLocal()
+		} else {
+			var out struct{ Index uint64 }
+			err = s.forward(ctx, http.MethodGet, PathReadIndex, nil, &out)
+			s.countForward("read_index", err)
+			idx = out.Index
+		}
+		if err == nil {
+			return s.waitApplied(ctx, idx)
+		}
+		if !errors.Is(err, ErrNotLeader) {
+			return err
+		}
+		if werr := s.waitLeader(ctx, attempt); werr != nil {
+			return werr
+		}
+	}
+}
+
+func (s *Server) waitApplied(ctx context.Context, idx uint64) error {
+	for {
+		ch, done := s.fsm.waitApplied(idx)
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for index %d to be applied: %w", idx, ctx.Err())
+		}
+	}
+}
+
+// forward sends a request to the leader's internal endpoint. It returns
+// ErrNotLeader (retryable: nothing was applied) when there is no leader,
+// the leader cannot be dialled, or the receiver says it does not lead.
+func (s *Server) forward(ctx context.Context, method, path string, body []byte, out any) error {
+	name, _ := s.Leader()
+	if name == "" || name == s.cfg.NodeName {
+		return ErrNotLeader
+	}
+	m, ok := s.cfg.Gossip.Member(name)
+	if !ok || m.APIAddr == "" {
+		return ErrNotLeader
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+m.APIAddr+path, rd)
+	if err != nil {
+		return fmt.Errorf("forwarding to leader: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return ErrNotLeader // never reached the leader: safe to retry
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("forwarding to leader %s: %w", name, ctx.Err())
+		}
+		return fmt.Errorf("forwarding to leader %s (outcome unknown): %w", name, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return fmt.Errorf("reading leader %s answer: %w", name, err)
+	}
+	switch {
+	case resp.StatusCode == StatusNotLeader:
+		return ErrNotLeader
+	case resp.StatusCode == http.StatusServiceUnavailable && bytes.Contains(data, []byte("may or may not")):
+		return ErrUnknownOutcome
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("leader %s answered %d: %s", name, resp.StatusCode, bytes.TrimSpace(data))
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decoding leader %s answer: %w", name, err)
+	}
+	return nil
+}
+
+// newUUID returns a random RFC 4122 version 4 UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}

@@ -1,0 +1,328 @@
+package state
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/herd-cluster/herd/api"
+)
+
+// tombstoneRetain is how many Raft indexes a tombstone is kept for. Older
+// ones are reaped on later deletes; a listing whose newest change was a
+// reaped delete reports a lower index, which makes a blocking client start
+// over, never miss a change.
+const tombstoneRetain = 100_000
+
+// KVGet returns the entry for key (nil if absent) and the index to block on.
+func (s *Store) KVGet(ws memdb.WatchSet, key string) (uint64, *api.KVPair, error) {
+	txn := s.readTxn()
+	ch, raw, err := txn.FirstWatch(tableKV, "id", key)
+	if err != nil {
+		return 0, nil, fmt.Errorf("kv get: %w", err)
+	}
+	ws.Add(ch)
+	if raw != nil {
+		e := raw.(*api.KVPair)
+		return e.ModifyIndex, e, nil
+	}
+	idx, err := maxIndex(txn, nil, tableKV)
+	return max(idx, 1), nil, err
+}
+
+// KVList returns the entries under prefix in key order and the index to
+// block on: the newest change (write or delete) under the prefix.
+func (s *Store) KVList(ws memdb.WatchSet, prefix string) (uint64, []*api.KVPair, error) {
+	txn := s.readTxn()
+	it, err := txn.Get(tableKV, "id_prefix", prefix)
+	if err != nil {
+		return 0, nil, fmt.Errorf("kv list: %w", err)
+	}
+	ws.Add(it.WatchCh())
+	var out []*api.KVPair
+	var idx uint64
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		e := raw.(*api.KVPair)
+		out = append(out, e)
+		idx = max(idx, e.ModifyIndex)
+	}
+	tit, err := txn.Get(tableTombstones, "id_prefix", prefix)
+	if err != nil {
+		return 0, nil, fmt.Errorf("kv list: %w", err)
+	}
+	ws.Add(tit.WatchCh())
+	found := idx > 0
+	for raw := tit.Next(); raw != nil; raw = tit.Next() {
+		idx = max(idx, raw.(*tombstone).Index)
+		found = true
+	}
+	if !found {
+		idx, err = maxIndex(txn, nil, tableKV)
+		if err != nil {
+			return 0, nil, err
+		}
+	}
+	return max(idx, 1), out, nil
+}
+
+// KVSet writes e at idx, keeping the key's CreateIndex, LockIndex and lock
+// holder if it exists.
+func (s *Store) KVSet(idx uint64, e *api.KVPair) error {
+	txn := s.writeTxn()
+	defer txn.Abort()
+	if err := kvSetTxn(txn, idx, e, false); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+func kvSetTxn(txn *memdb.Txn, idx uint64, e *api.KVPair, updateSession bool) error {
+	raw, err := txn.First(tableKV, "id", e.Key)
+	if err != nil {
+		return fmt.Errorf("kv set: %w", err)
+	}
+	n := *e
+	n.ModifyIndex = idx
+	if raw != nil {
+		old := raw.(*api.KVPair)
+		n.CreateIndex = old.CreateIndex
+		if !updateSession {
+			n.Session = old.Session
+			n.LockIndex = old.LockIndex
+		}
+	} else {
+		n.CreateIndex = idx
+	}
+	if err := txn.Insert(tableKV, &n); err != nil {
+		return fmt.Errorf("kv set: %w", err)
+	}
+	if err := txn.Delete(tableTombstones, &tombstone{Key: e.Key}); err != nil && err != memdb.ErrNotFound {
+		return fmt.Errorf("kv set: %w", err)
+	}
+	return setIndex(txn, tableKV, idx)
+}
+
+// KVCAS writes e only if the key's ModifyIndex equals cas (0: only if the
+// key does not exist). It reports whether it wrote.
+func (s *Store) KVCAS(idx uint64, e *api.KVPair, cas uint64) (bool, error) {
+	txn := s.writeTxn()
+	defer txn.Abort()
+	raw, err := txn.First(tableKV, "id", e.Key)
+	if err != nil {
+		return false, fmt.Errorf("kv cas: %w", err)
+	}
+	if cas == 0 && raw != nil {
+		return false, nil
+	}
+	if cas != 0 && (raw == nil || raw.(*api.KVPair).ModifyIndex != cas) {
+		return false, nil
+	}
+	if err := kvSetTxn(txn, idx, e, false); err != nil {
+		return false, err
+	}
+	txn.Commit()
+	return true, nil
+}
+
+// KVDelete removes key at idx. Deleting a missing key succeeds.
+func (s *Store) KVDelete(idx uint64, key string) error {
+	txn := s.writeTxn()
+	defer txn.Abort()
+	if err := kvDeleteTxn(txn, idx, key); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// KVDeleteCAS removes key only if its ModifyIndex equals cas.
+func (s *Store) KVDeleteCAS(idx uint64, key string, cas uint64) (bool, error) {
+	txn := s.writeTxn()
+	defer txn.Abort()
+	raw, err := txn.First(tableKV, "id", key)
+	if err != nil {
+		return false, fmt.Errorf("kv delete-cas: %w", err)
+	}
+	if raw == nil || raw.(*api.KVPair).ModifyIndex != cas {
+		return false, nil
+	}
+	if err := kvDeleteTxn(txn, idx, key); err != nil {
+		return false, err
+	}
+	txn.Commit()
+	return true, nil
+}
+
+// KVDeleteTree removes every key under prefix at idx.
+func (s *Store) KVDeleteTree(idx uint64, prefix string) error {
+	txn := s.writeTxn()
+	defer txn.Abort()
+	it, err := txn.Get(tableKV, "id_prefix", prefix)
+	if err != nil {
+		return fmt.Errorf("kv delete-tree: %w", err)
+	}
+	var keys []string
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		keys = append(keys, raw.(*api.KVPair).Key)
+	}
+	for _, k := range keys {
+		if err := kvDeleteTxn(txn, idx, k); err != nil {
+			return err
+		}
+	}
+	txn.Commit()
+	return nil
+}
+
+func kvDeleteTxn(txn *memdb.Txn, idx uint64, key string) error {
+	raw, err := txn.First(tableKV, "id", key)
+	if err != nil {
+		return fmt.Errorf("kv delete: %w", err)
+	}
+	if raw == nil {
+		return nil
+	}
+	if err := txn.Delete(tableKV, raw); err != nil {
+		return fmt.Errorf("kv delete: %w", err)
+	}
+	if err := txn.Insert(tableTombstones, &tombstone{Key: key, Index: idx}); err != nil {
+		return fmt.Errorf("kv delete: %w", err)
+	}
+	if idx > tombstoneRetain {
+		if err := reapTombstones(txn, idx-tombstoneRetain); err != nil {
+			return err
+		}
+	}
+	return setIndex(txn, tableKV, idx)
+}
+
+func reapTombstones(txn *memdb.Txn, before uint64) error {
+	it, err := txn.LowerBound(tableTombstones, "index", uint64(0))
+	if err != nil {
+		return fmt.Errorf("reaping tombstones: %w", err)
+	}
+	var old []*tombstone
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		t := raw.(*tombstone)
+		if t.Index >= before {
+			break
+		}
+		old = append(old, t)
+	}
+	for _, t := range old {
+		if err := txn.Delete(tableTombstones, t); err != nil {
+			return fmt.Errorf("reaping tombstones: %w", err)
+		}
+	}
+	return nil
+}
+
+// KVLock acquires key's lock for session at idx, writing e's value and
+// flags. It reports false when another session holds the lock. Acquiring a
+// lock the session already holds updates the value and keeps LockIndex.
+func (s *Store) KVLock(idx uint64, e *api.KVPair, session string) (bool, error) {
+	txn := s.writeTxn()
+	defer txn.Abort()
+	sraw, err := txn.First(tableSessions, "id", session)
+	if err != nil {
+		return false, fmt.Errorf("kv lock: %w", err)
+	}
+	if sraw == nil {
+		return false, fmt.Errorf("invalid session %q: %w", session, ErrNotFound)
+	}
+	raw, err := txn.First(tableKV, "id", e.Key)
+	if err != nil {
+		return false, fmt.Errorf("kv lock: %w", err)
+	}
+	n := *e
+	n.Session = session
+	if raw != nil {
+		old := raw.(*api.KVPair)
+		switch old.Session {
+		case session:
+			n.LockIndex = old.LockIndex
+		case "":
+			n.LockIndex = old.LockIndex + 1
+		default:
+			return false, nil
+		}
+	} else {
+		n.LockIndex = 1
+	}
+	if err := kvSetTxn(txn, idx, &n, true); err != nil {
+		return false, err
+	}
+	txn.Commit()
+	return true, nil
+}
+
+// KVUnlock releases key's lock if session holds it, writing e's value and
+// flags. It reports false when session does not hold the lock.
+func (s *Store) KVUnlock(idx uint64, e *api.KVPair, session string) (bool, error) {
+	txn := s.writeTxn()
+	defer txn.Abort()
+	raw, err := txn.First(tableKV, "id", e.Key)
+	if err != nil {
+		return false, fmt.Errorf("kv unlock: %w", err)
+	}
+	if raw == nil || raw.(*api.KVPair).Session != session {
+		return false, nil
+	}
+	n := *e
+	n.Session = ""
+	n.LockIndex = raw.(*api.KVPair).LockIndex
+	if err := kvSetTxn(txn, idx, &n, true); err != nil {
+		return false, err
+	}
+	txn.Commit()
+	return true, nil
+}
+
+// LockDelayUntil returns the time until which key may not be locked because
+// a session holding it was invalidated with a lock delay (zero if none).
+func (s *Store) LockDelayUntil(key string) time.Time {
+	s.lockDelayMu.Lock()
+	defer s.lockDelayMu.Unlock()
+	t, ok := s.lockDelay[key]
+	if ok && time.Now().After(t) {
+		delete(s.lockDelay, key)
+		return time.Time{}
+	}
+	return t
+}
+
+func (s *Store) setLockDelay(keys []string, d time.Duration) {
+	if d <= 0 || len(keys) == 0 {
+		return
+	}
+	until := time.Now().Add(d)
+	s.lockDelayMu.Lock()
+	defer s.lockDelayMu.Unlock()
+	for _, k := range keys {
+		s.lockDelay[k] = until
+	}
+}
+
+// KVKeys lists the keys under prefix, folding everything after the first
+// separator past the prefix into one entry ending in separator (Consul's
+// ?keys&separator=).
+func KVKeys(entries []*api.KVPair, prefix, sep string) []string {
+	out := make([]string, 0, len(entries))
+	last := ""
+	for _, e := range entries {
+		k := e.Key
+		if sep != "" {
+			if i := strings.Index(k[len(prefix):], sep); i >= 0 {
+				k = k[:len(prefix)+i+len(sep)]
+			}
+		}
+		if k != last {
+			out = append(out, k)
+			last = k
+		}
+	}
+	return out
+}

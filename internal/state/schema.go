@@ -1,0 +1,82 @@
+// Package state is the cluster state held by every server: go-memdb tables
+// with indexes, typed write functions that the Raft FSM calls at a given log
+// index, and read functions that return the index to block on and a watch set
+// that fires when their answer may have changed.
+package state
+
+import (
+	"github.com/hashicorp/go-memdb"
+)
+
+// Table names.
+const (
+	tableKV         = "kv"
+	tableTombstones = "tombstones"
+	tableSessions   = "sessions"
+	tableMembers    = "members"
+	tableIndex      = "index"
+	tableMeta       = "meta"
+)
+
+// indexEntry records the Raft index of the last write to a table.
+type indexEntry struct {
+	Table string
+	Index uint64
+}
+
+// tombstone remembers a deleted key so that a prefix listing's index never
+// goes backwards when its newest key is deleted.
+type tombstone struct {
+	Key   string
+	Index uint64
+}
+
+// metaEntry is a cluster-wide singleton value such as the cluster ID.
+type metaEntry struct {
+	Name  string
+	Value string
+}
+
+func schema() *memdb.DBSchema {
+	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		tableKV: {
+			Name: tableKV,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+				"session": {Name: "session", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Session"}},
+			},
+		},
+		tableTombstones: {
+			Name: tableTombstones,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":    {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+				"index": {Name: "index", Indexer: &memdb.UintFieldIndex{Field: "Index"}},
+			},
+		},
+		tableSessions: {
+			Name: tableSessions,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":   {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"node": {Name: "node", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Node"}},
+			},
+		},
+		tableMembers: {
+			Name: tableMembers,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
+			},
+		},
+		tableIndex: {
+			Name: tableIndex,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Table"}},
+			},
+		},
+		tableMeta: {
+			Name: tableMeta,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
+			},
+		},
+	}}
+}
