@@ -192,4 +192,3 @@ func resultError(res *server.Result) error {
 	}
 	return &httpError{code: http.StatusBadRequest, msg: res.Error}
 }
-
