@@ -4,7 +4,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -20,28 +22,37 @@ func usagef(format string, args ...any) error {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // run executes the CLI and returns the exit code: 0 on success, 1 when the
 // agent or the operation failed, 2 on a usage error (with usage printed).
-func run(args []string) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd()
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return execute(root, args)
+}
+
+// execute runs root with args and maps its error to an exit code, writing
+// the error (and usage) to root's error stream.
+func execute(root *cobra.Command, args []string) int {
 	root.SetArgs(args)
 	cmd, err := root.ExecuteC()
 	if err == nil {
 		return 0
 	}
+	stderr := root.ErrOrStderr()
 	var ue usageError
 	if errors.As(err, &ue) || isFlagError(err) {
-		fmt.Fprintf(os.Stderr, "Error: %v\n\n%s", err, cmd.UsageString())
+		fmt.Fprintf(stderr, "Error: %v\n\n%s", err, cmd.UsageString())
 		return 2
 	}
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+	fmt.Fprintf(stderr, "Error: %v\n", err)
 	return 1
 }
 
@@ -73,20 +84,13 @@ $HERD_ADDR, or ` + "http://127.0.0.1:7700" + `.`,
 }
 
 // isFlagError recognises cobra's own argument errors (unknown command,
-// wrong number of arguments), which are usage errors.
+// wrong number of arguments), which are usage errors. It matches only
+// at the start of the message, where cobra puts them, so that a server
+// error mentioning such words is not mistaken for one.
 func isFlagError(err error) bool {
 	msg := err.Error()
 	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires at most", "invalid argument", "flag needs an argument"} {
-		if len(msg) >= len(p) && contains(msg, p) {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
+		if strings.HasPrefix(msg, p) {
 			return true
 		}
 	}

@@ -65,6 +65,7 @@ type API struct {
 	mux     *http.ServeMux
 	metrics *apiMetrics
 	proxy   *httputil.ReverseProxy
+	kv      map[string]http.Handler // by method
 }
 
 // New builds the handler and registers its metrics.
@@ -88,11 +89,16 @@ func (a *API) handle(pattern string, h handlerFunc) {
 	if i := strings.IndexByte(pattern, ' '); i >= 0 {
 		route = pattern[i+1:]
 	}
-	a.mux.Handle(pattern, a.instrument(route, func(w http.ResponseWriter, r *http.Request) {
+	a.mux.Handle(pattern, a.wrap(route, h))
+}
+
+// wrap instruments h under the route label and writes its error.
+func (a *API) wrap(route string, h handlerFunc) http.Handler {
+	return a.instrument(route, func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
 			a.writeError(w, r, err)
 		}
-	}))
+	})
 }
 
 // stateful marks endpoints that need the cluster state: on a client agent
@@ -108,10 +114,14 @@ func (a *API) stateful(h handlerFunc) handlerFunc {
 }
 
 func (a *API) routes() {
-	a.handle("GET /v1/kv/{key...}", a.stateful(a.kvGet))
-	a.handle("PUT /v1/kv/{key...}", a.stateful(a.kvPut))
-	a.handle("POST /v1/kv/{key...}", a.stateful(a.kvPut))
-	a.handle("DELETE /v1/kv/{key...}", a.stateful(a.kvDelete))
+	// KV paths bypass the mux, whose path cleaning would turn the key
+	// "a/../b" into "b" (and "." into the whole store) with a redirect.
+	a.kv = map[string]http.Handler{
+		http.MethodGet:    a.wrap("/v1/kv/{key...}", a.stateful(a.kvGet)),
+		http.MethodPut:    a.wrap("/v1/kv/{key...}", a.stateful(a.kvPut)),
+		http.MethodPost:   a.wrap("/v1/kv/{key...}", a.stateful(a.kvPut)),
+		http.MethodDelete: a.wrap("/v1/kv/{key...}", a.stateful(a.kvDelete)),
+	}
 
 	a.handle("PUT /v1/session/create", a.stateful(a.sessionCreate))
 	a.handle("PUT /v1/session/destroy/{id}", a.stateful(a.sessionDestroy))
@@ -162,6 +172,17 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.writeError(w, r, errorf(http.StatusInternalServerError, "internal error"))
 		}
 	}()
+	if key, ok := strings.CutPrefix(r.URL.Path, "/v1/kv/"); ok {
+		h, found := a.kv[r.Method]
+		if !found {
+			w.Header().Set("Allow", "GET, PUT, POST, DELETE")
+			a.writeError(w, r, errorf(http.StatusMethodNotAllowed, "method %s not allowed on /v1/kv/", r.Method))
+			return
+		}
+		r.SetPathValue("key", key)
+		h.ServeHTTP(w, r)
+		return
+	}
 	a.mux.ServeHTTP(w, r)
 }
 

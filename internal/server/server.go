@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herd-cluster/herd/api"
@@ -75,6 +76,7 @@ type Server struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	logStore  *wal.WAL
+	metaDB    *metadb.BoltMetaDB
 	fsm       *fsm
 	store     *state.Store
 	metrics   *metrics
@@ -125,8 +127,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("creating raft directory: %w", err)
 	}
 	hl := logging.HCLog(cfg.Logger, "raft")
-	logStore, err := wal.Open(filepath.Join(raftDir, "wal"), wal.WithLogger(logging.HCLog(cfg.Logger, "wal")))
+	// raft-wal's Close leaves its metadata DB (and its file lock) open, so
+	// we own that DB and close it ourselves; otherwise a restart in the
+	// same process would wait forever for the lock.
+	s.metaDB = &metadb.BoltMetaDB{}
+	logStore, err := wal.Open(filepath.Join(raftDir, "wal"), wal.WithLogger(logging.HCLog(cfg.Logger, "wal")), wal.WithMetaStore(s.metaDB))
 	if err != nil {
+		s.metaDB.Close()
 		return nil, fmt.Errorf("opening raft log in %s (data kept; move it aside only if you mean to discard this server's state): %w", filepath.Join(raftDir, "wal"), err)
 	}
 	s.logStore = logStore
@@ -176,6 +183,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) closeStores() {
 	s.transport.Close()
 	s.logStore.Close()
+	s.metaDB.Close()
 }
 
 // goFunc runs f in a goroutine that Shutdown waits for.
@@ -299,8 +307,12 @@ func (s *Server) Shutdown() error {
 		}
 		s.wg.Wait()
 		s.sessions.stopAll()
+		s.transport.CloseStreams()
 		s.transport.Close()
 		if cerr := s.logStore.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		if cerr := s.metaDB.Close(); cerr != nil && err == nil {
 			err = cerr
 		}
 		s.client.CloseIdleConnections()
@@ -308,10 +320,60 @@ func (s *Server) Shutdown() error {
 	return err
 }
 
-// listenerLayer adapts a bound listener to raft.StreamLayer.
+// listenerLayer adapts a bound listener to raft.StreamLayer. It tracks
+// the connections it accepted and closes them with the listener: raft's
+// transport leaves them open, and their reader goroutines with them.
 type listenerLayer struct {
 	net.Listener
 	advertise net.Addr
+
+	// mu guards conns and closed.
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+func (l *listenerLayer) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	if l.conns == nil {
+		l.conns = map[net.Conn]struct{}{}
+	}
+	l.conns[c] = struct{}{}
+	return &trackedConn{Conn: c, l: l}, nil
+}
+
+func (l *listenerLayer) Close() error {
+	err := l.Listener.Close()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	for c := range l.conns {
+		c.Close()
+	}
+	l.conns = nil
+	return err
+}
+
+// trackedConn forgets itself when closed.
+type trackedConn struct {
+	net.Conn
+	l *listenerLayer
+}
+
+func (c *trackedConn) Close() error {
+	c.l.mu.Lock()
+	delete(c.l.conns, c.Conn)
+	c.l.mu.Unlock()
+	return c.Conn.Close()
 }
 
 func (l *listenerLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
