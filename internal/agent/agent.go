@@ -60,13 +60,15 @@ type Agent struct {
 
 // New starts an agent. cfg must have been finalized (config.Finalize).
 // logger nil discards logs.
-func New(cfg config.Config, logger *slog.Logger) (a *Agent, err error) {
+func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 	if logger == nil {
 		logger = logging.Discard()
 	}
-	a = &Agent{cfg: cfg, logger: logger.With("node", cfg.NodeName), registry: prometheus.NewRegistry()}
+	a := &Agent{cfg: cfg, logger: logger.With("node", cfg.NodeName), registry: prometheus.NewRegistry()}
+	var err error
+	ok := false
 	defer func() {
-		if err != nil {
+		if !ok {
 			a.abort()
 		}
 	}()
@@ -190,6 +192,7 @@ func New(cfg config.Config, logger *slog.Logger) (a *Agent, err error) {
 			_ = a.gossip.RetryJoin(ctx, cfg.RetryJoin, cfg.RetryInterval.D(), cfg.RetryMaxInterval.D())
 		})
 	}
+	ok = true
 	a.logger.Info("agent started", "role", role, "api", "http://"+httpAddr, "ui", "http://"+httpAddr+"/ui/", "gossip", a.gossip.Addr(), "rpc", rpcAddr, "data_dir", a.dataDir)
 	return a, nil
 }

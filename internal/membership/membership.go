@@ -29,6 +29,10 @@ type Meta struct {
 	APIAddr string            `json:"a"`
 	RPCAddr string            `json:"p,omitempty"`
 	Version string            `json:"v"`
+	// Leaving is set just before a graceful leave, so that the others
+	// record "left" rather than "failed" (memberlist's own verdict does
+	// not reach its event callbacks reliably).
+	Leaving bool `json:"x,omitempty"`
 }
 
 // Config configures a Membership.
@@ -53,16 +57,27 @@ type Config struct {
 
 // Membership is a running gossip member.
 type Membership struct {
+	name   string
 	list   *memberlist.Memberlist
 	logger *slog.Logger
-	meta   []byte
+
+	// metaMu guards meta, which changes once, when leaving.
+	metaMu   sync.Mutex
+	metaData Meta
+	meta     []byte
 
 	// notifyCh coalesces change notifications for the one consumer.
 	notifyCh chan struct{}
 
 	// mu guards members: every node ever seen, with its last state.
 	mu      sync.Mutex
-	members map[string]*api.Member
+	members map[string]*member
+}
+
+// member is a gossip member and whether it announced that it is leaving.
+type member struct {
+	api.Member
+	leaving bool
 }
 
 // Tune applies herd's LAN timing to a memberlist config: a killed member is
@@ -97,10 +112,12 @@ func New(cfg Config) (*Membership, error) {
 		logger = logging.Discard()
 	}
 	m := &Membership{
+		name:     cfg.NodeName,
 		logger:   logger,
 		meta:     meta,
+		metaData: cfg.Meta,
 		notifyCh: make(chan struct{}, 1),
-		members:  map[string]*api.Member{},
+		members:  map[string]*member{},
 	}
 	mc := memberlist.DefaultLANConfig()
 	Tune(mc, cfg.ProbeInterval)
@@ -170,7 +187,7 @@ func (m *Membership) Members() []api.Member {
 	m.mu.Lock()
 	out := make([]api.Member, 0, len(m.members))
 	for _, mem := range m.members {
-		out = append(out, *mem)
+		out = append(out, mem.Member)
 	}
 	m.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -185,7 +202,7 @@ func (m *Membership) Member(name string) (api.Member, bool) {
 	if !ok {
 		return api.Member{}, false
 	}
-	return *mem, true
+	return mem.Member, true
 }
 
 // NumAlive counts the members gossip currently considers alive.
@@ -194,6 +211,13 @@ func (m *Membership) NumAlive() int { return m.list.NumMembers() }
 // Leave tells the others that this node is leaving on purpose, waiting up
 // to timeout for the message to spread.
 func (m *Membership) Leave(timeout time.Duration) error {
+	m.metaMu.Lock()
+	m.metaData.Leaving = true
+	m.meta, _ = json.Marshal(m.metaData)
+	m.metaMu.Unlock()
+	if err := m.list.UpdateNode(timeout / 2); err != nil {
+		m.logger.Warn("announcing leave", "err", err)
+	}
 	if err := m.list.Leave(timeout); err != nil {
 		return fmt.Errorf("gossip leave: %w", err)
 	}
@@ -223,12 +247,18 @@ func (m *Membership) update(n *memberlist.Node, status string) {
 	mem.APIAddr, mem.RPCAddr, mem.Version = meta.APIAddr, meta.RPCAddr, meta.Version
 	m.mu.Lock()
 	old := m.members[n.Name]
+	if status == api.MemberFailed && old != nil && old.leaving {
+		mem.Status, status = api.MemberLeft, api.MemberLeft
+	}
+	if n.Name == m.name && status != api.MemberAlive {
+		mem.Status, status = api.MemberLeft, api.MemberLeft
+	}
 	if old == nil || old.Status != status {
 		mem.StatusSince = time.Now()
 	} else {
 		mem.StatusSince = old.StatusSince
 	}
-	m.members[n.Name] = mem
+	m.members[n.Name] = &member{Member: *mem, leaving: meta.Leaving}
 	m.mu.Unlock()
 	if old == nil || old.Status != status {
 		m.logger.Info("member "+status, "node", n.Name, "addr", mem.Addr, "role", mem.Role)
@@ -242,7 +272,11 @@ func (m *Membership) update(n *memberlist.Node, status string) {
 // delegate hands our metadata to memberlist.
 type delegate struct{ m *Membership }
 
-func (d *delegate) NodeMeta(limit int) []byte                  { return d.m.meta }
+func (d *delegate) NodeMeta(limit int) []byte {
+	d.m.metaMu.Lock()
+	defer d.m.metaMu.Unlock()
+	return d.m.meta
+}
 func (d *delegate) NotifyMsg([]byte)                           {}
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *delegate) LocalState(join bool) []byte                { return nil }

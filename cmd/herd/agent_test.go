@@ -1,0 +1,40 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestAgentRefusesBadConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{name: "unknown field", args: []string{"agent", "--config", write("unknown.yaml", "node_name: a\ndata_dir: /tmp/x\nbogus: 1\n")}, code: 1, want: []string{"line 3", "bogus", "unknown field"}},
+		{name: "wrong type", args: []string{"agent", "--config", write("type.yaml", "ports:\n  http: eighty\n")}, code: 1, want: []string{"ports.http", "integer"}},
+		{name: "invalid address", args: []string{"agent", "--config", write("addr.yaml", "node_name: a\ndata_dir: /tmp/x\nbind_addr: 300.1.1.1\n")}, code: 1, want: []string{"bind_addr", "300.1.1.1"}},
+		{name: "invalid join address", args: []string{"agent", "--dev", "--retry-join", "host:99999"}, code: 1, want: []string{"retry_join[0]", "invalid port"}},
+		{name: "missing data dir", args: []string{"agent", "--node", "a"}, code: 1, want: []string{"data_dir", "required"}},
+		{name: "missing config file", args: []string{"agent", "--config", filepath.Join(dir, "nope.yaml")}, code: 1, want: []string{"nope.yaml"}},
+		{name: "unknown flag", args: []string{"agent", "--devv"}, code: 2, want: []string{"unknown flag", "Usage:"}},
+		{name: "stray argument", args: []string{"agent", "extra"}, code: 2, want: []string{"Usage:"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := herd(t, tc.args...)
+			wantCode(t, r, tc.code)
+			wantContains(t, "stderr", r.stderr, tc.want...)
+		})
+	}
+}
