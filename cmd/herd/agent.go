@@ -35,6 +35,7 @@ func newAgentCmd() *cobra.Command {
 		logLevel string
 		logFmt   string
 		cleanup  time.Duration
+		debug    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -81,6 +82,7 @@ Examples:
 			set("log-level", func() { cfg.LogLevel = logLevel })
 			set("log-format", func() { cfg.LogFormat = logFmt })
 			set("dead-server-cleanup", func() { cfg.DeadServerCleanup = config.Duration(cleanup) })
+			set("enable-debug", func() { cfg.EnableDebug = debug })
 			cfg.Dev = dev
 			if err := cfg.Finalize(); err != nil {
 				return fmt.Errorf("invalid configuration:\n%w", err)
@@ -107,6 +109,7 @@ Examples:
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFmt, "log-format", "text", "text or json")
 	f.DurationVar(&cleanup, "dead-server-cleanup", 30*time.Second, "remove a server from Raft after it has been failed this long")
+	f.BoolVar(&debug, "enable-debug", false, "serve Go's profiler at /debug/pprof/ on the HTTP API")
 	return cmd
 }
 

@@ -159,14 +159,15 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 
 	a.registerMetrics()
 	handler := httpapi.New(httpapi.Config{
-		NodeName:   cfg.NodeName,
-		Server:     a.server,
-		Gossip:     a.gossip,
-		Self:       a.Self,
-		Registerer: a.registry,
-		Gatherer:   a.registry,
-		UI:         ui.Handler(),
-		Logger:     a.logger.With("component", "http"),
+		NodeName:    cfg.NodeName,
+		Server:      a.server,
+		Gossip:      a.gossip,
+		Self:        a.Self,
+		Registerer:  a.registry,
+		Gatherer:    a.registry,
+		UI:          ui.Handler(),
+		EnableDebug: cfg.EnableDebug,
+		Logger:      a.logger.With("component", "http"),
 	})
 	a.httpSrv = &http.Server{
 		Handler:           handler,

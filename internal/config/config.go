@@ -99,6 +99,9 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json. Default text.
 	LogFormat string `yaml:"log_format"`
+	// EnableDebug serves Go's profiler at /debug/pprof/ on the HTTP API.
+	// Default false.
+	EnableDebug bool `yaml:"enable_debug"`
 	// Raft tunes consensus timers.
 	Raft Raft `yaml:"raft"`
 	// Dev runs a single in-memory-ish node (server and client) with data

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httputil"
+	"net/http/pprof"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -54,6 +55,8 @@ type Config struct {
 	Gatherer   prometheus.Gatherer
 	// UI serves /ui/; nil serves nothing there.
 	UI http.Handler
+	// EnableDebug serves net/http/pprof at /debug/pprof/.
+	EnableDebug bool
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -151,6 +154,13 @@ func (a *API) routes() {
 		metricsH.ServeHTTP(w, r)
 		return nil
 	})
+	if a.cfg.EnableDebug {
+		a.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		a.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		a.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		a.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		a.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	if a.cfg.UI != nil {
 		a.mux.Handle("/ui/", a.cfg.UI)
 		a.mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusTemporaryRedirect))
