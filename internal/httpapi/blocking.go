@@ -25,7 +25,7 @@ type queryFunc func(ws memdb.WatchSet) (uint64, error)
 
 // blockingQuery runs q with Consul's semantics: unless ?stale is given the
 // read is linearizable; with ?index=N it waits (up to ?wait, default 5m,
-// at most 10m) until the answer's index differs from N. It sets the index
+// at most 10m) until the answer's index is greater than N. It sets the index
 // headers on w.
 func (a *API) blockingQuery(w http.ResponseWriter, r *http.Request, q queryFunc) error {
 	srv := a.cfg.Server
@@ -60,7 +60,9 @@ func (a *API) blockingQuery(w http.ResponseWriter, r *http.Request, q queryFunc)
 		if err != nil {
 			return err
 		}
-		if !hasIndex || minIndex == 0 || idx != minIndex {
+		// As in Consul: block while the answer is not newer than the
+		// client's index (an index ahead of ours also waits).
+		if !hasIndex || minIndex == 0 || idx > minIndex {
 			a.setIndexHeaders(w, idx)
 			return nil
 		}
