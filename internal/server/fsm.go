@@ -164,7 +164,11 @@ func (f *fsm) apply(idx uint64, data []byte) *Result {
 }
 
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	return &fsmSnapshot{snap: f.store.Snapshot()}, nil
+	// raft calls Snapshot between applies on the FSM goroutine, so the
+	// applied index is exactly the one the snapshot reflects.
+	snap := f.store.Snapshot()
+	snap.Applied = f.applied.Load()
+	return &fsmSnapshot{snap: snap}, nil
 }
 
 func (f *fsm) Restore(rc io.ReadCloser) error {
@@ -172,7 +176,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := f.store.Restore(rc); err != nil {
 		return err
 	}
-	f.setApplied(f.store.LatestIndex())
+	f.setApplied(max(f.store.RestoredApplied(), f.store.LatestIndex()))
 	return nil
 }
 

@@ -11,9 +11,9 @@ import (
 )
 
 // tombstoneRetain is how many Raft indexes a tombstone is kept for. Older
-// ones are reaped on later deletes; a listing whose newest change was a
-// reaped delete reports a lower index, which makes a blocking client start
-// over, never miss a change.
+// ones are reaped on later deletes, and the highest reaped index becomes a
+// floor for every listing's index, so a listing never reports an index a
+// client already holds for different content.
 const tombstoneRetain = 100_000
 
 // KVGet returns the entry for key (nil if absent) and the index to block on.
@@ -64,7 +64,11 @@ func (s *Store) KVList(ws memdb.WatchSet, prefix string) (uint64, []*api.KVPair,
 			return 0, nil, err
 		}
 	}
-	return max(idx, 1), out, nil
+	floor, err := maxIndex(txn, nil, tableReaped)
+	if err != nil {
+		return 0, nil, err
+	}
+	return max(idx, floor, 1), out, nil
 }
 
 // KVSet writes e at idx, keeping the key's CreateIndex, LockIndex and lock
@@ -146,7 +150,10 @@ func (s *Store) KVDeleteCAS(idx uint64, key string, cas uint64) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("kv delete-cas: %w", err)
 	}
-	if raw == nil || raw.(*api.KVPair).ModifyIndex != cas {
+	if raw == nil {
+		return true, nil // already gone: success, as in Consul
+	}
+	if raw.(*api.KVPair).ModifyIndex != cas {
 		return false, nil
 	}
 	if err := kvDeleteTxn(txn, idx, key); err != nil {
@@ -212,12 +219,17 @@ func reapTombstones(txn *memdb.Txn, before uint64) error {
 		}
 		old = append(old, t)
 	}
+	var reaped uint64
 	for _, t := range old {
 		if err := txn.Delete(tableTombstones, t); err != nil {
 			return fmt.Errorf("reaping tombstones: %w", err)
 		}
+		reaped = max(reaped, t.Index)
 	}
-	return nil
+	if reaped == 0 {
+		return nil
+	}
+	return setIndex(txn, tableReaped, reaped)
 }
 
 // KVLock acquires key's lock for session at idx, writing e's value and

@@ -16,6 +16,10 @@ const (
 	tableMembers    = "members"
 	tableIndex      = "index"
 	tableMeta       = "meta"
+
+	// tableReaped is not a table but a row of the index table: the
+	// highest index of a reaped tombstone.
+	tableReaped = "tombstones_reaped"
 )
 
 // indexEntry records the Raft index of the last write to a table.

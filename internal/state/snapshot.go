@@ -26,6 +26,10 @@ type record struct {
 // while writes continue.
 type Snapshot struct {
 	txn *memdb.Txn
+	// Applied is the Raft index the snapshot reflects, recorded in its
+	// header; it may exceed the last write (commands that changed
+	// nothing still advance it).
+	Applied uint64
 }
 
 // Snapshot takes a consistent view of the store. It is cheap: memdb's
@@ -42,7 +46,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 64<<10)
 	enc := json.NewEncoder(bw)
-	if err := enc.Encode(map[string]int{"version": snapshotVersion}); err != nil {
+	if err := enc.Encode(map[string]uint64{"version": snapshotVersion, "applied": sn.Applied}); err != nil {
 		return cw.n, fmt.Errorf("snapshot header: %w", err)
 	}
 	for _, t := range snapshotTables {
@@ -86,7 +90,10 @@ func (s *Store) Restore(r io.Reader) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
-	var hdr struct{ Version int }
+	var hdr struct {
+		Version int
+		Applied uint64
+	}
 	if err := dec.Decode(&hdr); err != nil {
 		return fmt.Errorf("restore: reading header: %w", err)
 	}
@@ -119,9 +126,18 @@ func (s *Store) Restore(r io.Reader) error {
 	s.mu.Lock()
 	old := s.abandonCh
 	s.db, s.abandonCh = db, make(chan struct{})
+	s.restoredApplied = hdr.Applied
 	s.mu.Unlock()
 	close(old)
 	return nil
+}
+
+// RestoredApplied is the applied index recorded in the last snapshot
+// restored (0 if none, or if the snapshot did not record one).
+func (s *Store) RestoredApplied() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.restoredApplied
 }
 
 func newObject(table string) (any, error) {

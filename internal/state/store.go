@@ -13,10 +13,11 @@ import (
 // (one at a time, in log order); reads may run concurrently from any
 // goroutine.
 type Store struct {
-	// mu guards db and abandonCh, which Restore replaces.
-	mu        sync.RWMutex
-	db        *memdb.MemDB
-	abandonCh chan struct{}
+	// mu guards db, abandonCh and restoredApplied, which Restore replaces.
+	mu              sync.RWMutex
+	db              *memdb.MemDB
+	abandonCh       chan struct{}
+	restoredApplied uint64
 
 	// lockDelayMu guards lockDelay: key -> time until which the key may
 	// not be locked, set when a session holding it is invalidated. It is
