@@ -40,8 +40,8 @@ var (
 // Apply commits cmd through Raft, forwarding it to the leader when this
 // server is a follower, and waits until it is applied. It waits up to the
 // hold timeout for a leader.
-func (s *Server) Apply(ctx context.Context, cmd *Command) (*Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.HoldTimeout)
+func (s *Server) Apply(parent context.Context, cmd *Command) (*Result, error) {
+	ctx, cancel := context.WithTimeout(parent, s.cfg.HoldTimeout)
 	defer cancel()
 	body, err := json.Marshal(cmd)
 	if err != nil {
@@ -59,7 +59,7 @@ func (s *Server) Apply(ctx context.Context, cmd *Command) (*Result, error) {
 		if err == nil || !errors.Is(err, ErrNotLeader) {
 			return res, err
 		}
-		if werr := s.waitLeader(ctx, attempt); werr != nil {
+		if werr := s.waitLeader(parent, ctx, attempt); werr != nil {
 			return nil, werr
 		}
 	}
@@ -73,12 +73,16 @@ func (s *Server) countForward(kind string, err error) {
 	s.metrics.forwarded.WithLabelValues(kind, result).Inc()
 }
 
-// waitLeader sleeps a little before another attempt, giving up with
-// ErrNoLeader when ctx ends.
-func (s *Server) waitLeader(ctx context.Context, attempt int) error {
+// waitLeader sleeps a little before another attempt. It gives up with
+// ErrNoLeader when the hold timeout (ctx) ends, or with the caller's own
+// error when the caller (parent) gave up first.
+func (s *Server) waitLeader(parent, ctx context.Context, attempt int) error {
 	d := time.Duration(min(attempt+1, 10)) * 5 * time.Millisecond
 	select {
 	case <-ctx.Done():
+		if err := parent.Err(); err != nil {
+			return fmt.Errorf("gave up waiting for a leader: %w", err)
+		}
 		return fmt.Errorf("%w after %s", ErrNoLeader, s.cfg.HoldTimeout)
 	case <-s.shutdownCh:
 		return errors.New("server shutting down")
@@ -153,8 +157,8 @@ func (s *Server) ReadIndexLocal() (uint64, error) {
 // ConsistentRead returns once this server's state store reflects every
 // write acknowledged before the call, so that a read from it is
 // linearizable. On a follower it asks the leader for its read index.
-func (s *Server) ConsistentRead(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.HoldTimeout)
+func (s *Server) ConsistentRead(parent context.Context) error {
+	ctx, cancel := context.WithTimeout(parent, s.cfg.HoldTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		var idx uint64
@@ -173,7 +177,7 @@ func (s *Server) ConsistentRead(ctx context.Context) error {
 		if !errors.Is(err, ErrNotLeader) {
 			return err
 		}
-		if werr := s.waitLeader(ctx, attempt); werr != nil {
+		if werr := s.waitLeader(parent, ctx, attempt); werr != nil {
 			return werr
 		}
 	}
