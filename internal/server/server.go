@@ -161,7 +161,14 @@ func New(cfg Config) (*Server, error) {
 		s.closeStores()
 		return nil, fmt.Errorf("raft config: %w", err)
 	}
-	r, err := raft.NewRaft(rc, s.fsm, logStore, logStore, snaps, s.transport)
+	// The cache serves recent entries to replication and to the FSM from
+	// memory; without it every apply on a follower re-reads the log file.
+	cached, err := raft.NewLogCache(1024, logStore)
+	if err != nil {
+		s.closeStores()
+		return nil, fmt.Errorf("raft log cache: %w", err)
+	}
+	r, err := raft.NewRaft(rc, s.fsm, cached, logStore, snaps, s.transport)
 	if err != nil {
 		s.closeStores()
 		return nil, fmt.Errorf("starting raft: %w", err)
