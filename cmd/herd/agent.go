@@ -128,7 +128,11 @@ func runAgent(cmd *cobra.Command, cfg config.Config) error {
 			logger.Warn("no leader yet", "err", err)
 		}
 		fmt.Fprintf(out, "herd dev agent ready in %s\n", time.Since(start).Round(time.Millisecond))
-		fmt.Fprintf(out, "  API:  http://%s\n  UI:   http://%s/ui/\n  data: %s (removed on exit)\n", a.APIAddr(), a.APIAddr(), a.DataDir())
+		kept := "removed on exit"
+		if cfg.DataDir != "" {
+			kept = "kept"
+		}
+		fmt.Fprintf(out, "  API:  http://%s\n  UI:   http://%s/ui/\n  data: %s (%s)\n", a.APIAddr(), a.APIAddr(), a.DataDir(), kept)
 		fmt.Fprintf(out, "Try:  export HERD_ADDR=http://%s; herd members; herd kv put hello world\n", a.APIAddr())
 	} else {
 		fmt.Fprintf(out, "herd agent %q running: API http://%s, UI http://%s/ui/, gossip %s\n", cfg.NodeName, a.APIAddr(), a.APIAddr(), a.GossipAddr())

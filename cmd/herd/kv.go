@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -43,9 +42,6 @@ Examples:
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := args[0]
-			if err := checkKey(key); err != nil {
-				return err
-			}
 			c, err := g.client()
 			if err != nil {
 				return err
@@ -102,9 +98,6 @@ Examples:
 		Args: usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, value := args[0], []byte(args[1])
-			if err := checkKey(key); err != nil {
-				return err
-			}
 			if args[1] == "-" {
 				var err error
 				if value, err = io.ReadAll(cmd.InOrStdin()); err != nil {
@@ -154,9 +147,6 @@ Examples:
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := args[0]
-			if err := checkKey(key); err != nil {
-				return err
-			}
 			c, err := g.client()
 			if err != nil {
 				return err
@@ -201,9 +191,6 @@ Examples:
 			if len(args) == 1 {
 				prefix = args[0]
 			}
-			if err := checkKey(prefix); err != nil {
-				return err
-			}
 			c, err := g.client()
 			if err != nil {
 				return err
@@ -247,18 +234,4 @@ Examples:
 	cmd.Flags().BoolVar(&recurse, "recurse", false, "list every key under PREFIX with its fields and value")
 	out = addOutputFlag(cmd)
 	return cmd
-}
-
-// checkKey refuses keys that the agent cannot address: its HTTP router
-// cleans request paths (with a redirect the client follows), so "a//b",
-// "a/./b" and "a/../b" would silently name another key, and "." the root
-// of the store.
-func checkKey(key string) error {
-	segs := strings.Split(strings.TrimPrefix(key, "/"), "/")
-	for i, s := range segs {
-		if s == "." || s == ".." || (s == "" && i < len(segs)-1) {
-			return usagef(`key %q has an empty, "." or ".." path segment, which the agent would rewrite into another key`, key)
-		}
-	}
-	return nil
 }

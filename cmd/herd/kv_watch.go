@@ -52,9 +52,6 @@ Examples:
 			if count < 0 {
 				return usagef("--count must not be negative")
 			}
-			if err := checkKey(args[0]); err != nil {
-				return err
-			}
 			c, err := g.client()
 			if err != nil {
 				return err

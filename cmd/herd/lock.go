@@ -72,9 +72,6 @@ Examples:
 			if prefix == "" {
 				return usagef("PREFIX must not be empty")
 			}
-			if err := checkKey(prefix); err != nil {
-				return err
-			}
 			c, err := g.client()
 			if err != nil {
 				return err

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -184,13 +185,13 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 	})
 
 	if len(cfg.Join) > 0 {
-		if _, err := a.gossip.Join(cfg.Join); err != nil {
+		if _, err := a.gossip.Join(withGossipPort(cfg.Join)); err != nil {
 			return nil, fmt.Errorf("join: %w", err)
 		}
 	}
 	if len(cfg.RetryJoin) > 0 {
 		a.goFunc(func() {
-			_ = a.gossip.RetryJoin(ctx, cfg.RetryJoin, cfg.RetryInterval.D(), cfg.RetryMaxInterval.D())
+			_ = a.gossip.RetryJoin(ctx, withGossipPort(cfg.RetryJoin), cfg.RetryInterval.D(), cfg.RetryMaxInterval.D())
 		})
 	}
 	ok = true
@@ -353,6 +354,20 @@ func (a *Agent) stop() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// withGossipPort adds the default gossip port to join addresses that have
+// none (memberlist would otherwise use this agent's own port, which with
+// custom ports can be this agent itself).
+func withGossipPort(addrs []string) []string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			a = net.JoinHostPort(strings.Trim(a, "[]"), strconv.Itoa(config.DefaultGossipPort))
+		}
+		out[i] = a
+	}
+	return out
 }
 
 // advertiseAddr picks the address others reach this agent at.

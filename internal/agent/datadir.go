@@ -28,6 +28,10 @@ type identity struct {
 // agents never share one. It never deletes anything: a foreign or corrupt
 // directory is refused with an explanation.
 func openDataDir(dir, node string) (unlock func(), err error) {
+	// Refuse a foreign or corrupt directory before touching it.
+	if err := checkIdentity(dir, node, false); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", dir, err)
 	}
@@ -44,19 +48,24 @@ func openDataDir(dir, node string) (unlock func(), err error) {
 		_ = syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
 		lf.Close()
 	}
-	if err := checkIdentity(dir, node); err != nil {
+	if err := checkIdentity(dir, node, true); err != nil {
 		unlock()
 		return nil, err
 	}
 	return unlock, nil
 }
 
-func checkIdentity(dir, node string) error {
+// checkIdentity refuses a directory that is not this node's; with create
+// set it writes the identity of a new, empty directory.
+func checkIdentity(dir, node string, create bool) error {
 	path := filepath.Join(dir, identityFile)
 	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		entries, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) && !create {
+			return nil // will be created
+		}
 		if err != nil {
 			return fmt.Errorf("data dir %s: %w", dir, err)
 		}
@@ -64,6 +73,9 @@ func checkIdentity(dir, node string) error {
 			if e.Name() != "LOCK" {
 				return fmt.Errorf("data dir %s is not empty and has no %s: it is not a herd data dir; refusing to use it (choose an empty directory)", dir, identityFile)
 			}
+		}
+		if !create {
+			return nil
 		}
 		id := identity{NodeName: node, Created: time.Now().UTC(), Version: version.Version, Format: 1}
 		buf, _ := json.MarshalIndent(id, "", "  ")

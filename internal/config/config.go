@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// Default ports. Zero in a Ports field means "use the default"; in dev and
-// test setups a port of -1 is not allowed, use Ephemeral instead.
+// Default ports. Every port must be 1-65535 unless Ephemeral is set, in
+// which case zero picks a free port.
 const (
 	DefaultHTTPPort   = 7700
 	DefaultGossipPort = 7701
@@ -146,10 +146,6 @@ func Default() Config {
 
 var nodeNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 var labelKeyRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$`)
-
-// MaxMetaBytes bounds the encoded node metadata that gossip carries
-// (memberlist's limit is 512 bytes); zone and labels count against it.
-const MaxMetaBytes = 512
 
 // FieldError is a validation error that names the offending field by its
 // YAML path, e.g. "ports.http".

@@ -111,6 +111,9 @@ func (a *API) stateful(h handlerFunc) handlerFunc {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request) error {
+		if len(a.liveServers()) == 0 {
+			return errorf(http.StatusServiceUnavailable, "this client agent knows no live server: is it joined to a cluster?")
+		}
 		a.proxy.ServeHTTP(w, r)
 		return nil
 	}
@@ -270,14 +273,9 @@ func decodeJSON(r *http.Request, v any) error {
 func (a *API) newServerProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			var servers []string
-			for _, m := range a.cfg.Gossip.Members() {
-				if m.Role == "server" && m.Status == api.MemberAlive && m.APIAddr != "" {
-					servers = append(servers, m.APIAddr)
-				}
-			}
+			servers := a.liveServers()
 			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = "no-server.invalid"
+			pr.Out.URL.Host = "127.0.0.1:1" // refused at once if the server vanished meanwhile
 			if len(servers) > 0 {
 				pr.Out.URL.Host = servers[rand.IntN(len(servers))]
 			}
@@ -288,6 +286,17 @@ func (a *API) newServerProxy() *httputil.ReverseProxy {
 		},
 		FlushInterval: -1,
 	}
+}
+
+// liveServers lists the API addresses of the servers gossip sees alive.
+func (a *API) liveServers() []string {
+	var servers []string
+	for _, m := range a.cfg.Gossip.Members() {
+		if m.Role == "server" && m.Status == api.MemberAlive && m.APIAddr != "" {
+			servers = append(servers, m.APIAddr)
+		}
+	}
+	return servers
 }
 
 // headerOriginNode carries the client agent's name through its proxy, so

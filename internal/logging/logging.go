@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -84,8 +83,8 @@ func (w *hclogWriter) Write(p []byte) (int, error) {
 // StdLog returns a *log.Logger for libraries such as memberlist that write
 // lines prefixed with "[LEVEL]"; each line becomes a slog record at that
 // level.
-func StdLog(l *slog.Logger, component string) *log.Logger {
-	return log.New(&stdWriter{l: l.With("component", component)}, "", 0)
+func StdLog(l *slog.Logger, lib string) *log.Logger {
+	return log.New(&stdWriter{l: l.With("lib", lib)}, "", 0)
 }
 
 type stdWriter struct{ l *slog.Logger }
@@ -106,6 +105,3 @@ func (w *stdWriter) Write(p []byte) (int, error) {
 	w.l.Log(context.Background(), lvl, line)
 	return len(p), nil
 }
-
-// Errorf is a convenience for building an error attribute.
-func Err(err error) slog.Attr { return slog.String("err", fmt.Sprint(err)) }

@@ -69,9 +69,12 @@ type Membership struct {
 	// notifyCh coalesces change notifications for the one consumer.
 	notifyCh chan struct{}
 
-	// mu guards members: every node ever seen, with its last state.
+	// mu guards members (every node ever seen, with its last state) and
+	// conflict.
 	mu      sync.Mutex
 	members map[string]*member
+	// conflict is set when another live node uses this node's name.
+	conflict string
 }
 
 // member is a gossip member and whether it announced that it is leaving.
@@ -130,6 +133,7 @@ func New(cfg Config) (*Membership, error) {
 	}
 	mc.Delegate = &delegate{m: m}
 	mc.Events = &events{m: m}
+	mc.Conflict = &conflicts{m: m}
 	mc.Logger = logging.StdLog(logger, "memberlist")
 	list, err := memberlist.Create(mc)
 	if err != nil {
@@ -145,9 +149,25 @@ func (m *Membership) Addr() string {
 	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
 }
 
+// ErrNameConflict means another live node already uses this node's name.
+var ErrNameConflict = errors.New("node name already in use")
+
+// Conflict returns a description of a name conflict seen so far, or "".
+func (m *Membership) Conflict() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.conflict
+}
+
 // Join contacts the given gossip addresses and returns how many answered.
+// It fails with ErrNameConflict when another live node has this node's
+// name; the caller should then shut down (not leave, which would tell the
+// cluster that the other node left).
 func (m *Membership) Join(addrs []string) (int, error) {
 	n, err := m.list.Join(addrs)
+	if c := m.Conflict(); c != "" {
+		return 0, fmt.Errorf("%w: %s", ErrNameConflict, c)
+	}
 	if n > 0 {
 		return n, nil
 	}
@@ -163,6 +183,10 @@ func (m *Membership) RetryJoin(ctx context.Context, addrs []string, first, ceili
 	wait := first
 	for attempt := 1; ; attempt++ {
 		n, err := m.Join(addrs)
+		if errors.Is(err, ErrNameConflict) {
+			m.logger.Error("not joining: this node's name is taken", "err", err)
+			return err
+		}
 		if err == nil {
 			m.logger.Info("joined cluster", "addresses", addrs, "answered", n, "attempt", attempt)
 			return nil
@@ -241,7 +265,7 @@ func (m *Membership) update(n *memberlist.Node, status string) {
 	}
 	var meta Meta
 	if err := json.Unmarshal(n.Meta, &meta); err != nil {
-		m.logger.Warn("ignoring unreadable node metadata", "node", n.Name, "err", err)
+		m.logger.Warn("ignoring unreadable node metadata", "member", n.Name, "err", err)
 	}
 	mem.Role, mem.Zone, mem.Labels = meta.Role, meta.Zone, meta.Labels
 	mem.APIAddr, mem.RPCAddr, mem.Version = meta.APIAddr, meta.RPCAddr, meta.Version
@@ -261,7 +285,7 @@ func (m *Membership) update(n *memberlist.Node, status string) {
 	m.members[n.Name] = &member{Member: *mem, leaving: meta.Leaving}
 	m.mu.Unlock()
 	if old == nil || old.Status != status {
-		m.logger.Info("member "+status, "node", n.Name, "addr", mem.Addr, "role", mem.Role)
+		m.logger.Info("member "+status, "member", n.Name, "addr", mem.Addr, "role", mem.Role)
 	}
 	select {
 	case m.notifyCh <- struct{}{}:
@@ -281,6 +305,19 @@ func (d *delegate) NotifyMsg([]byte)                           {}
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *delegate) LocalState(join bool) []byte                { return nil }
 func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// conflicts records name conflicts memberlist detects.
+type conflicts struct{ m *Membership }
+
+func (c *conflicts) NotifyConflict(existing, other *memberlist.Node) {
+	msg := fmt.Sprintf("node %q is at %s:%d and also at %s:%d", existing.Name, existing.Addr, existing.Port, other.Addr, other.Port)
+	c.m.logger.Error("node name conflict: two live agents use the same name; give each a unique --node", "conflict", msg)
+	if existing.Name == c.m.name {
+		c.m.mu.Lock()
+		c.m.conflict = msg
+		c.m.mu.Unlock()
+	}
+}
 
 // events records memberlist's verdicts. memberlist calls these
 // synchronously and they must not block.

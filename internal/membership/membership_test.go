@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -94,5 +95,31 @@ func TestOversizedMetadataIsRefused(t *testing.T) {
 	_, err := New(Config{NodeName: "x", BindAddr: "127.0.0.1", Meta: Meta{Labels: labels}})
 	if err == nil {
 		t.Fatal("metadata over 512 bytes was accepted")
+	}
+}
+
+func TestDuplicateNameIsRefusedAndHarmsNoOne(t *testing.T) {
+	a := start(t, "a")
+	defer a.Shutdown()
+	b := start(t, "b", a.Addr())
+	defer b.Shutdown()
+	waitStatus(t, a, "b", api.MemberAlive, 5*time.Second)
+
+	dup, err := New(Config{NodeName: "b", BindAddr: "127.0.0.1", Meta: Meta{Role: "client"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = dup.Join([]string{a.Addr()})
+	dup.Shutdown() // as the agent does on this error: no leave message
+	if !errors.Is(err, ErrNameConflict) {
+		t.Fatalf("joining with a taken name: %v, want ErrNameConflict", err)
+	}
+	// The real b stays alive in a's view.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if s := statusOf(a, "b"); s != api.MemberAlive {
+			t.Fatalf("the real b became %q after a duplicate tried to join", s)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -101,7 +101,7 @@ func (s *Server) ApplyLocal(ctx context.Context, cmd *Command) (*Result, error) 
 		return s.renewSession(cmd.ID)
 	case OpKVLock:
 		if until := s.store.LockDelayUntil(cmd.KV.Key); !until.IsZero() {
-			return &Result{OK: false}, nil
+			return &Result{OK: false, Index: s.fsm.applied.Load()}, nil
 		}
 	case OpSessionCreate:
 		if cmd.Session.ID == "" {
@@ -227,7 +227,7 @@ func (s *Server) forward(ctx context.Context, method, path string, body []byte, 
 		if ctx.Err() != nil {
 			return fmt.Errorf("forwarding to leader %s: %w", name, ctx.Err())
 		}
-		return fmt.Errorf("forwarding to leader %s (outcome unknown): %w", name, err)
+		return fmt.Errorf("forwarding to leader %s: %w (%v)", name, ErrUnknownOutcome, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))

@@ -90,7 +90,11 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if !l.AppendedAt.IsZero() {
 		f.metrics.commitLatency.Observe(start.Sub(l.AppendedAt).Seconds())
 	}
-	res := f.apply(l.Index, l.Data)
+	at := l.AppendedAt
+	if at.IsZero() {
+		at = start
+	}
+	res := f.apply(l.Index, at, l.Data)
 	f.metrics.fsmApply.Observe(time.Since(start).Seconds())
 	f.setApplied(l.Index)
 	return res
@@ -112,7 +116,7 @@ func (f *fsm) waitApplied(idx uint64) (<-chan struct{}, bool) {
 	return f.appliedCh, f.applied.Load() >= idx
 }
 
-func (f *fsm) apply(idx uint64, data []byte) *Result {
+func (f *fsm) apply(idx uint64, at time.Time, data []byte) *Result {
 	var c Command
 	if err := json.Unmarshal(data, &c); err != nil {
 		// A log entry we cannot read would mean a bug or a newer writer;
@@ -142,7 +146,7 @@ func (f *fsm) apply(idx uint64, data []byte) *Result {
 			_, res.Session, err = f.store.SessionGet(nil, c.Session.ID)
 		}
 	case OpSessionDestroy:
-		err = f.store.SessionDestroy(idx, c.ID)
+		err = f.store.SessionDestroyAt(idx, c.ID, at)
 	case OpMemberUpsert:
 		err = f.store.MemberUpsert(idx, c.Member)
 	case OpMemberDelete:

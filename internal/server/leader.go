@@ -121,7 +121,7 @@ func (s *Server) reconcile(ctx context.Context) {
 		}
 		if old == nil || memberChanged(old, m) {
 			if _, err := s.ApplyLocal(ctx, &Command{Op: OpMemberUpsert, Member: m}); err != nil {
-				s.logger.Warn("recording member state", "node", m.Name, "err", err)
+				s.logger.Warn("recording member state", "member", m.Name, "err", err)
 				return
 			}
 		}
@@ -145,7 +145,7 @@ func (s *Server) invalidateNodeSessions(ctx context.Context, node string) {
 		return
 	}
 	for _, se := range sessions {
-		s.logger.Info("invalidating session of departed node", "session", se.ID, "node", node)
+		s.logger.Info("invalidating session of departed node", "session", se.ID, "member", node)
 		if _, err := s.ApplyLocal(ctx, &Command{Op: OpSessionDestroy, ID: se.ID}); err != nil {
 			s.logger.Warn("invalidating session", "session", se.ID, "err", err)
 			return
@@ -177,14 +177,14 @@ func (s *Server) reconcileRaft(members []api.Member) {
 		srv, ok := inConfig[id]
 		switch {
 		case m.Status == api.MemberAlive && m.RPCAddr != "" && (!ok || string(srv.Address) != m.RPCAddr):
-			s.logger.Info("adding raft voter", "node", m.Name, "addr", m.RPCAddr)
+			s.logger.Info("adding raft voter", "member", m.Name, "addr", m.RPCAddr)
 			if err := s.raft.AddVoter(id, raft.ServerAddress(m.RPCAddr), 0, 5*time.Second).Error(); err != nil {
-				s.logger.Warn("adding raft voter", "node", m.Name, "err", err)
+				s.logger.Warn("adding raft voter", "member", m.Name, "err", err)
 			}
 		case ok && m.Status == api.MemberLeft && m.Name != s.cfg.NodeName:
-			s.logger.Info("removing raft server that left", "node", m.Name)
+			s.logger.Info("removing raft server that left", "member", m.Name)
 			if err := s.raft.RemoveServer(id, 0, 5*time.Second).Error(); err != nil {
-				s.logger.Warn("removing raft server", "node", m.Name, "err", err)
+				s.logger.Warn("removing raft server", "member", m.Name, "err", err)
 			}
 		case ok && m.Status == api.MemberFailed && time.Since(m.StatusSince) > s.cfg.DeadServerCleanup:
 			alive := 0
@@ -195,12 +195,12 @@ func (s *Server) reconcileRaft(members []api.Member) {
 			}
 			remaining := len(inConfig) - 1
 			if alive < remaining/2+1 {
-				s.logger.Warn("not removing dead server: the rest would lack a quorum", "node", m.Name, "alive_voters", alive, "voters_after", remaining)
+				s.logger.Warn("not removing dead server: the rest would lack a quorum", "member", m.Name, "alive_voters", alive, "voters_after", remaining)
 				continue
 			}
-			s.logger.Info("removing dead server", "node", m.Name, "failed_for", time.Since(m.StatusSince).Round(time.Millisecond))
+			s.logger.Info("removing dead server", "member", m.Name, "failed_for", time.Since(m.StatusSince).Round(time.Millisecond))
 			if err := s.raft.RemoveServer(id, 0, 5*time.Second).Error(); err != nil {
-				s.logger.Warn("removing dead server", "node", m.Name, "err", err)
+				s.logger.Warn("removing dead server", "member", m.Name, "err", err)
 			}
 			delete(inConfig, id)
 		}

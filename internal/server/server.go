@@ -308,11 +308,13 @@ func (s *Server) WaitRemoved(ctx context.Context) {
 func (s *Server) Shutdown() error {
 	var err error
 	s.shutdownOnce.Do(func() {
+		// Stop our goroutines while Raft still runs: a leader loop may be
+		// waiting on a Raft future, which a stopped Raft never answers.
 		close(s.shutdownCh)
+		s.wg.Wait()
 		if s.raft != nil {
 			err = s.raft.Shutdown().Error()
 		}
-		s.wg.Wait()
 		s.sessions.stopAll()
 		s.transport.CloseStreams()
 		s.transport.Close()

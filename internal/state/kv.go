@@ -306,11 +306,10 @@ func (s *Store) LockDelayUntil(key string) time.Time {
 	return t
 }
 
-func (s *Store) setLockDelay(keys []string, d time.Duration) {
-	if d <= 0 || len(keys) == 0 {
+func (s *Store) setLockDelay(keys []string, until time.Time) {
+	if len(keys) == 0 || !until.After(time.Now()) {
 		return
 	}
-	until := time.Now().Add(d)
 	s.lockDelayMu.Lock()
 	defer s.lockDelayMu.Unlock()
 	for _, k := range keys {

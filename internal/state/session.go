@@ -39,6 +39,14 @@ func (s *Store) SessionCreate(idx uint64, se *api.SessionEntry) error {
 // or its locked keys deleted when its behaviour is "delete". Destroying a
 // missing session succeeds.
 func (s *Store) SessionDestroy(idx uint64, id string) error {
+	return s.SessionDestroyAt(idx, id, time.Now())
+}
+
+// SessionDestroyAt is SessionDestroy for an invalidation that happened at
+// the given time (the leader's append time of the log entry), so that
+// replaying an old entry after a restart does not re-arm a lock delay
+// that has long run out.
+func (s *Store) SessionDestroyAt(idx uint64, id string, at time.Time) error {
 	txn := s.writeTxn()
 	defer txn.Abort()
 	keys, delay, err := sessionDestroyTxn(txn, idx, id)
@@ -46,7 +54,7 @@ func (s *Store) SessionDestroy(idx uint64, id string) error {
 		return err
 	}
 	txn.Commit()
-	s.setLockDelay(keys, delay)
+	s.setLockDelay(keys, at.Add(delay))
 	return nil
 }
 

@@ -349,3 +349,26 @@ func TestSessionWatches(t *testing.T) {
 		})
 	}
 }
+
+// Replaying an old session invalidation (after a restart) must not re-arm
+// a lock delay that already ran out.
+func TestSessionDestroyAtPastTimeArmsNoLockDelay(t *testing.T) {
+	s := New()
+	mustSession(t, s, 1, &api.SessionEntry{ID: "s1", LockDelay: 10 * time.Second})
+	mustLock(t, s, 2, "k", "v", "s1")
+	if err := s.SessionDestroyAt(3, "s1", time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if u := s.LockDelayUntil("k"); !u.IsZero() {
+		t.Fatalf("LockDelayUntil after replaying a minute-old invalidation = %v, want zero", u)
+	}
+	mustSession(t, s, 4, &api.SessionEntry{ID: "s2", LockDelay: 10 * time.Second})
+	mustLock(t, s, 5, "k2", "v", "s2")
+	at := time.Now().Add(-2 * time.Second)
+	if err := s.SessionDestroyAt(6, "s2", at); err != nil {
+		t.Fatal(err)
+	}
+	if u := s.LockDelayUntil("k2"); !u.Equal(at.Add(10 * time.Second)) {
+		t.Fatalf("LockDelayUntil = %v, want %v (invalidation time + delay)", u, at.Add(10*time.Second))
+	}
+}
