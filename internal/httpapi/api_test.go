@@ -72,6 +72,9 @@ func TestBadInputIsRejectedWithReason(t *testing.T) {
 		{name: "renew unknown session", method: "PUT", path: "/v1/session/renew/nope", code: 404, msg: "not found"},
 		{name: "forwarded command without payload", method: "POST", path: "/v1/internal/apply", body: `{"op":"kv.set"}`, code: 400, msg: "needs kv"},
 		{name: "unknown forwarded command", method: "POST", path: "/v1/internal/apply", body: `{"op":"rm -rf"}`, code: 400, msg: "unknown command"},
+		{name: "null command in a batch", method: "POST", path: "/v1/internal/apply-batch", body: `[null]`, code: 400, msg: "command 0 is null"},
+		{name: "invalid command in a batch", method: "POST", path: "/v1/internal/apply-batch", body: `[{"op":"kv.delete","key":"x"},{"op":"bogus"}]`, code: 400, msg: "command 1"},
+		{name: "batch that is not a list", method: "POST", path: "/v1/internal/apply-batch", body: `{"op":"kv.delete"}`, code: 400, msg: "malformed JSON"},
 		{name: "unknown endpoint", method: "GET", path: "/v1/nope", code: 404, msg: "no such endpoint"},
 		{name: "wrong method on kv", method: "PATCH", path: "/v1/kv/x", code: 405, msg: "PATCH"},
 	}

@@ -146,6 +146,7 @@ func (a *API) routes() {
 	a.handle("GET /v1/agent/members", a.agentMembers)
 
 	a.handle("POST "+server.PathApply, a.internalApply)
+	a.handle("POST "+server.PathApplyBatch, a.internalApplyBatch)
 	a.handle("GET "+server.PathReadIndex, a.internalReadIndex)
 
 	var gatherer prometheus.Gatherer = prometheus.NewRegistry()
@@ -242,7 +243,12 @@ var errEmptyBody = errorf(http.StatusBadRequest, "missing JSON body")
 
 // decodeJSON reads a JSON body strictly into v, naming the problem.
 func decodeJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	return decodeJSONLimit(r, v, maxBodyBytes)
+}
+
+// decodeJSONLimit is decodeJSON with a body size limit.
+func decodeJSONLimit(r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {

@@ -265,6 +265,28 @@ func validateCommand(c *server.Command) error {
 	return nil
 }
 
+func (a *API) internalApplyBatch(w http.ResponseWriter, r *http.Request) error {
+	if a.cfg.Server == nil || !a.cfg.Server.IsLeader() {
+		return server.ErrNotLeader
+	}
+	var cmds []*server.Command
+	// A batch holds at most 1 MiB of commands plus one more that may be a
+	// maximal value on its own.
+	if err := decodeJSONLimit(r, &cmds, 4<<20); err != nil {
+		return err
+	}
+	for i, c := range cmds {
+		if c == nil {
+			return errorf(http.StatusBadRequest, "command %d is null", i)
+		}
+		if err := validateCommand(c); err != nil {
+			return fmt.Errorf("command %d: %w", i, err)
+		}
+	}
+	writeJSON(w, http.StatusOK, a.cfg.Server.ApplyBatchLocal(r.Context(), cmds))
+	return nil
+}
+
 func (a *API) internalReadIndex(w http.ResponseWriter, r *http.Request) error {
 	if a.cfg.Server == nil {
 		return server.ErrNotLeader

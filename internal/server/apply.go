@@ -52,8 +52,7 @@ func (s *Server) Apply(parent context.Context, cmd *Command) (*Result, error) {
 		if s.IsLeader() {
 			res, err = s.ApplyLocal(ctx, cmd)
 		} else {
-			res = &Result{}
-			err = s.forward(ctx, http.MethodPost, PathApply, body, res)
+			res, err = s.batcher.forward(ctx, body)
 			s.countForward("write", err)
 		}
 		if err == nil || !errors.Is(err, ErrNotLeader) {

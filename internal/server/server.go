@@ -88,6 +88,8 @@ type Server struct {
 
 	// sessions holds the TTL timers; used only while leader.
 	sessions *sessionTimers
+	// batcher coalesces forwarded writes while a follower.
+	batcher *batcher
 
 	shutdownOnce sync.Once
 	shutdownCh   chan struct{}
@@ -175,6 +177,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.raft = r
 
+	s.batcher = newBatcher(s)
+	s.goFunc(s.batcher.run)
 	s.goFunc(s.monitorLeadership)
 	hasState, err := raft.HasExistingState(logStore, logStore, snaps)
 	if err != nil {

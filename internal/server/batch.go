@@ -1,0 +1,228 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// PathApplyBatch is the internal endpoint that applies several forwarded
+// commands in one request. Followers coalesce concurrent writes into one
+// request, so a busy follower pays one HTTP round trip per batch instead
+// of one per write; the leader proposes them concurrently and Raft
+// batches them into one log append.
+const PathApplyBatch = "/v1/internal/apply-batch"
+
+// Batch limits.
+const (
+	maxBatch         = 128     // commands per forwarded request
+	maxBatchBytes    = 1 << 20 // encoded commands per request (one may exceed it alone)
+	maxBatchInFlight = 4       // concurrent forwarded requests per follower
+)
+
+// BatchItem is one command's outcome in a batch answer.
+type BatchItem struct {
+	Result *Result `json:"result,omitempty"`
+	// Error is set when the command was not applied, or may not have
+	// been; Code says which: "not_leader" (not applied, retry), "unknown"
+	// (may have been applied), or "error".
+	Error string `json:"error,omitempty"`
+	Code  string `json:"code,omitempty"`
+}
+
+// ApplyBatchLocal applies forwarded commands on the leader concurrently
+// and returns one item per command, in order.
+func (s *Server) ApplyBatchLocal(ctx context.Context, cmds []*Command) []BatchItem {
+	out := make([]BatchItem, len(cmds))
+	var wg sync.WaitGroup
+	for i, c := range cmds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := s.ApplyLocal(ctx, c)
+			switch {
+			case err == nil:
+				out[i].Result = res
+			case errors.Is(err, ErrNotLeader):
+				out[i] = BatchItem{Error: err.Error(), Code: "not_leader"}
+			case errors.Is(err, ErrUnknownOutcome):
+				out[i] = BatchItem{Error: err.Error(), Code: "unknown"}
+			default:
+				out[i] = BatchItem{Error: err.Error(), Code: "error"}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// fwdReq is one write waiting to be forwarded.
+type fwdReq struct {
+	body json.RawMessage
+	done chan fwdResp // buffered 1
+}
+
+type fwdResp struct {
+	res *Result
+	err error
+}
+
+// batcher coalesces a follower's concurrent forwarded writes.
+type batcher struct {
+	s     *Server
+	queue chan *fwdReq
+	slots chan struct{}
+}
+
+func newBatcher(s *Server) *batcher {
+	return &batcher{s: s, queue: make(chan *fwdReq, 4*maxBatch), slots: make(chan struct{}, maxBatchInFlight)}
+}
+
+// forward queues a command for the leader and waits for its outcome.
+func (b *batcher) forward(ctx context.Context, body []byte) (*Result, error) {
+	r := &fwdReq{body: body, done: make(chan fwdResp, 1)}
+	select {
+	case b.queue <- r:
+	case <-ctx.Done():
+		return nil, ErrNotLeader // never sent; the caller's loop reports ctx
+	case <-b.s.shutdownCh:
+		return nil, errors.New("server shutting down")
+	}
+	select {
+	case resp := <-r.done:
+		return resp.res, resp.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the leader's answer: %w (%w)", ErrUnknownOutcome, ctx.Err())
+	}
+}
+
+// run takes queued writes and sends them in batches until shutdown. It
+// is owned by the server's WaitGroup, as are the sends it starts.
+func (b *batcher) run() {
+	for {
+		var first *fwdReq
+		select {
+		case first = <-b.queue:
+		case <-b.s.shutdownCh:
+			b.drain()
+			return
+		}
+		select {
+		case b.slots <- struct{}{}:
+		case <-b.s.shutdownCh:
+			first.done <- fwdResp{err: errors.New("server shutting down")}
+			b.drain()
+			return
+		}
+		// Take whatever else is waiting, up to the batch limit.
+		batch := []*fwdReq{first}
+		size := len(first.body)
+	fill:
+		for len(batch) < maxBatch && size < maxBatchBytes {
+			select {
+			case r := <-b.queue:
+				batch = append(batch, r)
+				size += len(r.body)
+			default:
+				break fill
+			}
+		}
+		b.s.wg.Add(1)
+		go func() {
+			defer b.s.wg.Done()
+			defer func() { <-b.slots }()
+			b.send(batch)
+		}()
+	}
+}
+
+func (b *batcher) drain() {
+	for {
+		select {
+		case r := <-b.queue:
+			r.done <- fwdResp{err: errors.New("server shutting down")}
+		default:
+			return
+		}
+	}
+}
+
+// send forwards one batch and hands each caller its outcome.
+func (b *batcher) send(batch []*fwdReq) {
+	fail := func(err error) {
+		for _, r := range batch {
+			r.done <- fwdResp{err: err}
+		}
+	}
+	s := b.s
+	name, _ := s.Leader()
+	m, ok := s.cfg.Gossip.Member(name)
+	if name == "" || name == s.cfg.NodeName || !ok || m.APIAddr == "" {
+		fail(ErrNotLeader)
+		return
+	}
+	var buf bytes.Buffer
+	buf.WriteByte('[')
+	for i, r := range batch {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(r.body)
+	}
+	buf.WriteByte(']')
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HoldTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+m.APIAddr+PathApplyBatch, &buf)
+	if err != nil {
+		fail(fmt.Errorf("forwarding to leader: %w", err))
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			fail(ErrNotLeader) // never reached the leader: safe to retry
+			return
+		}
+		fail(fmt.Errorf("forwarding to leader %s: %w (%v)", name, ErrUnknownOutcome, err))
+		return
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		fail(fmt.Errorf("reading leader %s answer: %w (%v)", name, ErrUnknownOutcome, err))
+		return
+	}
+	switch {
+	case resp.StatusCode == StatusNotLeader:
+		fail(ErrNotLeader)
+		return
+	case resp.StatusCode != http.StatusOK:
+		fail(fmt.Errorf("leader %s answered %d: %s", name, resp.StatusCode, bytes.TrimSpace(data)))
+		return
+	}
+	var items []BatchItem
+	if err := json.Unmarshal(data, &items); err != nil || len(items) != len(batch) {
+		fail(fmt.Errorf("leader %s answered a malformed batch (%d items for %d): %w (%v)", name, len(items), len(batch), ErrUnknownOutcome, err))
+		return
+	}
+	for i, it := range items {
+		switch it.Code {
+		case "":
+			batch[i].done <- fwdResp{res: it.Result}
+		case "not_leader":
+			batch[i].done <- fwdResp{err: ErrNotLeader}
+		case "unknown":
+			batch[i].done <- fwdResp{err: fmt.Errorf("leader %s: %w", name, ErrUnknownOutcome)}
+		default:
+			batch[i].done <- fwdResp{err: fmt.Errorf("leader %s: %s", name, it.Error)}
+		}
+	}
+}
