@@ -145,15 +145,19 @@ func nextIndex(prev uint64, meta *api.Meta) uint64 {
 	return meta.Index
 }
 
-func (w *watcher) watchKey(ctx context.Context) error {
-	pair, meta, err := w.c.KVGet(ctx, w.key, nil)
+// poll runs one blocking query loop: query is called first without a wait
+// index (its answer is the starting point), then again and again with the
+// index of the previous answer; changed runs after each of those answers.
+// Errors are retried with back-off; poll ends with ctx or when changed
+// fails.
+func (w *watcher) poll(ctx context.Context, query func(*api.QueryOptions) (*api.Meta, error), changed func() error) error {
+	meta, err := query(nil)
 	if err != nil {
 		return err
 	}
 	index := nextIndex(1, meta)
-	last := modifyIndex(pair)
 	for attempt := 0; ; {
-		pair, meta, err := w.c.KVGet(ctx, w.key, &api.QueryOptions{WaitIndex: index})
+		meta, err := query(&api.QueryOptions{WaitIndex: index})
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -167,39 +171,48 @@ func (w *watcher) watchKey(ctx context.Context) error {
 		attempt = 0
 		w.ok()
 		index = nextIndex(index, meta)
-		mod := modifyIndex(pair)
-		if mod == last {
-			continue
-		}
-		last = mod
-		if err := w.emit(pair, w.key, false); err != nil {
+		if err := changed(); err != nil {
 			return doneIsNil(err)
 		}
 	}
 }
 
-func (w *watcher) watchPrefix(ctx context.Context) error {
-	pairs, meta, err := w.c.KVList(ctx, w.key, nil)
-	if err != nil {
-		return err
-	}
-	index := nextIndex(1, meta)
-	seen := modifyIndexes(pairs)
-	for attempt := 0; ; {
-		pairs, meta, err := w.c.KVList(ctx, w.key, &api.QueryOptions{WaitIndex: index})
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			attempt++
-			if !w.retry(ctx, err, attempt) {
-				return ctx.Err()
+func (w *watcher) watchKey(ctx context.Context) error {
+	var pair *api.KVPair
+	first := true
+	var last uint64
+	return w.poll(ctx, func(q *api.QueryOptions) (*api.Meta, error) {
+		p, meta, err := w.c.KVGet(ctx, w.key, q)
+		if err == nil {
+			pair = p
+			if first {
+				last, first = modifyIndex(p), false
 			}
-			continue
 		}
-		attempt = 0
-		w.ok()
-		index = nextIndex(index, meta)
+		return meta, err
+	}, func() error {
+		mod := modifyIndex(pair)
+		if mod == last {
+			return nil
+		}
+		last = mod
+		return w.emit(pair, w.key, false)
+	})
+}
+
+func (w *watcher) watchPrefix(ctx context.Context) error {
+	var pairs []*api.KVPair
+	var seen map[string]uint64
+	return w.poll(ctx, func(q *api.QueryOptions) (*api.Meta, error) {
+		ps, meta, err := w.c.KVList(ctx, w.key, q)
+		if err == nil {
+			pairs = ps
+			if seen == nil {
+				seen = modifyIndexes(ps)
+			}
+		}
+		return meta, err
+	}, func() error {
 		now := modifyIndexes(pairs)
 		var deleted []string
 		for k := range seen {
@@ -215,16 +228,17 @@ func (w *watcher) watchPrefix(ctx context.Context) error {
 			}
 			seen[p.Key] = p.ModifyIndex
 			if err := w.emit(p, "", true); err != nil {
-				return doneIsNil(err)
+				return err
 			}
 		}
 		for _, k := range deleted {
 			delete(seen, k)
 			if err := w.emit(nil, k, true); err != nil {
-				return doneIsNil(err)
+				return err
 			}
 		}
-	}
+		return nil
+	})
 }
 
 func doneIsNil(err error) error {
