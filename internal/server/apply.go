@@ -196,9 +196,11 @@ func (s *Server) waitApplied(ctx context.Context, idx uint64) error {
 	}
 }
 
-// forward sends a request to the leader's internal endpoint. It returns
-// ErrNotLeader (retryable: nothing was applied) when there is no leader,
-// the leader cannot be dialled, or the receiver says it does not lead.
+// forward sends a request to the leader's internal endpoint and decodes
+// its JSON answer into out. It returns ErrNotLeader (retryable: nothing was
+// applied) when there is no leader, the leader cannot be dialled, or the
+// receiver says it does not lead, and an error wrapping ErrUnknownOutcome
+// when the request may have reached the leader but no answer came back.
 func (s *Server) forward(ctx context.Context, method, path string, body []byte, out any) error {
 	name, _ := s.Leader()
 	if name == "" || name == s.cfg.NodeName {
@@ -229,9 +231,9 @@ func (s *Server) forward(ctx context.Context, method, path string, body []byte, 
 		return fmt.Errorf("forwarding to leader %s: %w (%v)", name, ErrUnknownOutcome, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("reading leader %s answer: %w", name, err)
+		return fmt.Errorf("reading leader %s answer: %w (%v)", name, ErrUnknownOutcome, err)
 	}
 	switch {
 	case resp.StatusCode == StatusNotLeader:
@@ -242,7 +244,7 @@ func (s *Server) forward(ctx context.Context, method, path string, body []byte, 
 		return fmt.Errorf("leader %s answered %d: %s", name, resp.StatusCode, bytes.TrimSpace(data))
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decoding leader %s answer: %w", name, err)
+		return fmt.Errorf("decoding leader %s answer: %w (%v)", name, ErrUnknownOutcome, err)
 	}
 	return nil
 }

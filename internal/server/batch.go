@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"sync"
 )
@@ -161,12 +159,6 @@ func (b *batcher) send(batch []*fwdReq) {
 		}
 	}
 	s := b.s
-	name, _ := s.Leader()
-	m, ok := s.cfg.Gossip.Member(name)
-	if name == "" || name == s.cfg.NodeName || !ok || m.APIAddr == "" {
-		fail(ErrNotLeader)
-		return
-	}
 	var buf bytes.Buffer
 	buf.WriteByte('[')
 	for i, r := range batch {
@@ -178,39 +170,14 @@ func (b *batcher) send(batch []*fwdReq) {
 	buf.WriteByte(']')
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HoldTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+m.APIAddr+PathApplyBatch, &buf)
-	if err != nil {
-		fail(fmt.Errorf("forwarding to leader: %w", err))
-		return
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			fail(ErrNotLeader) // never reached the leader: safe to retry
-			return
-		}
-		fail(fmt.Errorf("forwarding to leader %s: %w (%v)", name, ErrUnknownOutcome, err))
-		return
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		fail(fmt.Errorf("reading leader %s answer: %w (%v)", name, ErrUnknownOutcome, err))
-		return
-	}
-	switch {
-	case resp.StatusCode == StatusNotLeader:
-		fail(ErrNotLeader)
-		return
-	case resp.StatusCode != http.StatusOK:
-		fail(fmt.Errorf("leader %s answered %d: %s", name, resp.StatusCode, bytes.TrimSpace(data)))
-		return
-	}
 	var items []BatchItem
-	if err := json.Unmarshal(data, &items); err != nil || len(items) != len(batch) {
-		fail(fmt.Errorf("leader %s answered a malformed batch (%d items for %d): %w (%v)", name, len(items), len(batch), ErrUnknownOutcome, err))
+	if err := s.forward(ctx, http.MethodPost, PathApplyBatch, buf.Bytes(), &items); err != nil {
+		fail(err)
+		return
+	}
+	name, _ := s.Leader()
+	if len(items) != len(batch) {
+		fail(fmt.Errorf("leader answered %d items for %d commands: %w", len(items), len(batch), ErrUnknownOutcome))
 		return
 	}
 	for i, it := range items {
