@@ -103,8 +103,14 @@ func kvSetTxn(txn *memdb.Txn, idx uint64, e *api.KVPair, updateSession bool) err
 	if err := txn.Insert(tableKV, &n); err != nil {
 		return fmt.Errorf("kv set: %w", err)
 	}
-	if err := txn.Delete(tableTombstones, &tombstone{Key: e.Key}); err != nil && err != memdb.ErrNotFound {
+	// Look before deleting: memdb's Delete prepares a writable index
+	// (allocations) even when there is nothing to delete, the usual case.
+	if t, err := txn.First(tableTombstones, "id", e.Key); err != nil {
 		return fmt.Errorf("kv set: %w", err)
+	} else if t != nil {
+		if err := txn.Delete(tableTombstones, t); err != nil {
+			return fmt.Errorf("kv set: %w", err)
+		}
 	}
 	return setIndex(txn, tableKV, idx)
 }
