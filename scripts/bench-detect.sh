@@ -61,18 +61,11 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   [[ -n "$STOPPED" ]] && kill -CONT "$STOPPED" 2>/dev/null
-  herd_stop_all
-  if [[ -n "$WATCHDOG" ]]; then kill "$WATCHDOG" 2>/dev/null; wait "$WATCHDOG" 2>/dev/null; fi
-  for n in "${NAMES[@]}"; do [[ -f "$WORK/$n.log" ]] && cp "$WORK/$n.log" "$RESULTS_DIR/herd-$n.log"; done
-  rm -rf "$WORK"
-  echo "results in $RESULTS_DIR (exit $rc)"
-  exit "$rc"
+  bench_finish "$rc"
 }
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; exit 130' INT TERM
-(end=$((SECONDS + MAX_TIME)); while ((SECONDS < end)); do sleep 1; done
- echo "watchdog: ${MAX_TIME}s elapsed, stopping" >&2; kill -TERM $$) &
-WATCHDOG=$!
+start_watchdog
 
 ports=()
 for i in 1 2 3 4; do ports+=($((PORT_BASE + i)) $((PORT_BASE + 10 + i)) $((PORT_BASE + 20 + i))); done

@@ -88,20 +88,12 @@ cleanup() {
     for _ in $(seq 100); do alive "$CHILD" || break; nap 0.1; done
     alive "$CHILD" && kill -KILL "$CHILD" 2>/dev/null
   fi
-  herd_stop_all
-  if [[ -n "$WATCHDOG" ]]; then kill "$WATCHDOG" 2>/dev/null; wait "$WATCHDOG" 2>/dev/null; fi
-  for n in "${NAMES[@]}"; do [[ -f "$WORK/$n.log" ]] && cp "$WORK/$n.log" "$RESULTS_DIR/herd-$n.log"; done
-  rm -rf "$WORK"
-  echo "results in $RESULTS_DIR (exit $rc)"
-  exit "$rc"
+  bench_finish "$rc"
 }
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; exit 130' INT TERM
 
-# Watchdog: bound the whole run (1 s sleeps so that killing it leaves nothing behind).
-(end=$((SECONDS + MAX_TIME)); while ((SECONDS < end)); do sleep 1; done
- echo "watchdog: ${MAX_TIME}s elapsed, stopping" >&2; kill -TERM $$) &
-WATCHDOG=$!
+start_watchdog
 
 # run_child OUTFILE TIMEOUT_S CMD...: run CMD bounded in time, in the
 # background so that the traps can stop it; returns its exit status.

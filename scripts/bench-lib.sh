@@ -161,3 +161,23 @@ ticks_of() {
 host_info() {
   echo "host: $NCPU cores, $(uname -sr), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo); $("$GO" version | cut -d' ' -f3)"
 }
+
+# bench_finish RC: the common end of a run: stop every herd member and the
+# watchdog, keep the member logs in $RESULTS_DIR, remove $WORK, exit RC.
+bench_finish() {
+  local rc=$1
+  herd_stop_all
+  if [[ -n "${WATCHDOG:-}" ]]; then kill "$WATCHDOG" 2>/dev/null; wait "$WATCHDOG" 2>/dev/null; fi
+  for n in "${NAMES[@]}"; do [[ -f "$WORK/$n.log" ]] && cp "$WORK/$n.log" "$RESULTS_DIR/herd-$n.log"; done
+  rm -rf "$WORK"
+  echo "results in $RESULTS_DIR (exit $rc)"
+  exit "$rc"
+}
+
+# start_watchdog: bound the whole run to $MAX_TIME seconds (1 s sleeps so
+# that killing the watchdog leaves nothing behind); sets WATCHDOG.
+start_watchdog() {
+  (end=$((SECONDS + MAX_TIME)); while ((SECONDS < end)); do sleep 1; done
+   echo "watchdog: ${MAX_TIME}s elapsed, stopping" >&2; kill -TERM $$) &
+  WATCHDOG=$!
+}

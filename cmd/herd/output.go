@@ -108,14 +108,6 @@ func displayValue(v []byte) string {
 	return fmt.Sprintf("<%d bytes>", len(v))
 }
 
-// orDash returns s, or "-" when it is empty.
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 // syncWriter makes w safe for concurrent writers. An *os.File already is,
 // and is returned as is so that a child process can be given it directly.
 func syncWriter(w io.Writer) io.Writer {

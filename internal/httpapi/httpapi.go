@@ -145,7 +145,6 @@ func (a *API) routes() {
 	a.handle("GET /v1/agent/self", a.agentSelf)
 	a.handle("GET /v1/agent/members", a.agentMembers)
 
-	a.handle("POST "+server.PathApply, a.internalApply)
 	a.handle("POST "+server.PathApplyBatch, a.internalApplyBatch)
 	a.handle("GET "+server.PathReadIndex, a.internalReadIndex)
 

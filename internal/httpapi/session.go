@@ -216,25 +216,6 @@ func (a *API) agentMembers(w http.ResponseWriter, r *http.Request) error {
 
 // --- internal: followers reaching the leader ---
 
-func (a *API) internalApply(w http.ResponseWriter, r *http.Request) error {
-	if a.cfg.Server == nil {
-		return server.ErrNotLeader
-	}
-	var cmd server.Command
-	if err := decodeJSON(r, &cmd); err != nil {
-		return err
-	}
-	if err := validateCommand(&cmd); err != nil {
-		return err
-	}
-	res, err := a.cfg.Server.ApplyLocal(r.Context(), &cmd)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
-}
-
 // validateCommand refuses forwarded commands that lack what their
 // operation needs, so nothing malformed reaches the log.
 func validateCommand(c *server.Command) error {

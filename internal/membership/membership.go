@@ -229,9 +229,6 @@ func (m *Membership) Member(name string) (api.Member, bool) {
 	return mem.Member, true
 }
 
-// NumAlive counts the members gossip currently considers alive.
-func (m *Membership) NumAlive() int { return m.list.NumMembers() }
-
 // Leave tells the others that this node is leaving on purpose, waiting up
 // to timeout for the message to spread.
 func (m *Membership) Leave(timeout time.Duration) error {

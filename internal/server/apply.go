@@ -15,12 +15,10 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Internal HTTP paths that followers use to reach the leader. They are
-// served by the httpapi package with ApplyLocal and ReadIndexLocal.
-const (
-	PathApply     = "/v1/internal/apply"
-	PathReadIndex = "/v1/internal/read-index"
-)
+// PathReadIndex is the internal HTTP path followers use to ask the leader
+// for its read index, served by the httpapi package with ReadIndexLocal.
+// Writes travel over PathApplyBatch.
+const PathReadIndex = "/v1/internal/read-index"
 
 // StatusNotLeader is the HTTP status an internal endpoint answers when the
 // receiving server is not (or no longer) the leader; the sender retries
