@@ -175,7 +175,7 @@ if [[ $RUN_LOAD == 1 ]]; then
 fi
 
 # ---- 5. failover ----
-declare -a H_FO_ROWS H_FO_MS H_FO_EL
+H_FO_ROWS=() H_FO_MS=() H_FO_EL=()
 FO_BROKEN=""
 for run in $(seq "$FAILOVER_RUNS"); do
   log ""

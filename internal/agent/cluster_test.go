@@ -2,9 +2,13 @@ package agent_test
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/herd-cluster/herd/api"
 	"github.com/herd-cluster/herd/internal/testcluster"
 )
 
@@ -29,4 +33,94 @@ func TestThreeServersReplicate(t *testing.T) {
 	if err != nil || len(cfg.Servers) != 3 {
 		t.Fatalf("raft configuration: %+v, %v", cfg, err)
 	}
+}
+
+// Concurrent writers on every server share log entries (the leader packs
+// the writes waiting at one moment into one entry), yet every CAS
+// increment of a shared counter lands exactly once.
+func TestConcurrentCASIncrementsAreExact(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Servers: 3})
+	c.WaitLeader(10 * time.Second)
+	ctx := testcluster.Ctx(t, 60*time.Second)
+	const workers, perWorker, counters = 24, 15, 3
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := c.Nodes[w%len(c.Nodes)].Client(t)
+			key := fmt.Sprintf("counter/%d", w%counters)
+			for done := 0; done < perWorker; {
+				kv, _, err := cl.KVGet(ctx, key, nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				n, idx := 0, uint64(0)
+				if kv != nil {
+					n, _ = strconv.Atoi(string(kv.Value))
+					idx = kv.ModifyIndex
+				}
+				ok, _, err := cl.KVPut(ctx, key, []byte(strconv.Itoa(n+1)), &api.WriteOptions{CAS: &idx})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if ok {
+					done++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	total := 0
+	for i := range counters {
+		kv, _, err := c.Nodes[0].Client(t).KVGet(ctx, fmt.Sprintf("counter/%d", i), nil)
+		if err != nil || kv == nil {
+			t.Fatalf("counter/%d: %v, %v", i, kv, err)
+		}
+		n, _ := strconv.Atoi(string(kv.Value))
+		total += n
+	}
+	if total != workers*perWorker {
+		t.Fatalf("counters sum to %d after %d successful CAS increments", total, workers*perWorker)
+	}
+	// The leader's histogram of commands per entry shows packing happened.
+	m, err := c.Leader().Client(t).Metrics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !packedMoreThanOne(string(m)) {
+		t.Errorf("no log entry carried more than one command:\n%s", grepLines(string(m), "herd_raft_entry_commands"))
+	}
+}
+
+// packedMoreThanOne reports whether the entry-size histogram counted any
+// entry with more than one command.
+func packedMoreThanOne(metrics string) bool {
+	var le1, count float64
+	for _, line := range strings.Split(metrics, "\n") {
+		switch {
+		case strings.HasPrefix(line, `herd_raft_entry_commands_bucket{le="1"}`):
+			fmt.Sscan(strings.Fields(line)[1], &le1)
+		case strings.HasPrefix(line, "herd_raft_entry_commands_count"):
+			fmt.Sscan(strings.Fields(line)[1], &count)
+		}
+	}
+	return count > le1
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

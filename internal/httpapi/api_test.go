@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/herd-cluster/herd/internal/httpapi"
+	"github.com/herd-cluster/herd/internal/server"
 	"github.com/herd-cluster/herd/internal/testcluster"
 )
 
@@ -70,11 +71,12 @@ func TestBadInputIsRejectedWithReason(t *testing.T) {
 		{name: "bad behavior", method: "PUT", path: "/v1/session/create", body: `{"Behavior": "explode"}`, code: 400, msg: "Behavior"},
 		{name: "acquire with unknown session", method: "PUT", path: "/v1/kv/l?acquire=nope", body: "v", code: 404, msg: "session"},
 		{name: "renew unknown session", method: "PUT", path: "/v1/session/renew/nope", code: 404, msg: "not found"},
-		{name: "forwarded command without payload", method: "POST", path: "/v1/internal/apply-batch", body: `[{"op":"kv.set"}]`, code: 400, msg: "needs kv"},
-		{name: "unknown forwarded command", method: "POST", path: "/v1/internal/apply-batch", body: `[{"op":"rm -rf"}]`, code: 400, msg: "unknown command"},
-		{name: "null command in a batch", method: "POST", path: "/v1/internal/apply-batch", body: `[null]`, code: 400, msg: "command 0 is null"},
-		{name: "invalid command in a batch", method: "POST", path: "/v1/internal/apply-batch", body: `[{"op":"kv.delete","key":"x"},{"op":"bogus"}]`, code: 400, msg: "command 1"},
-		{name: "batch that is not a list", method: "POST", path: "/v1/internal/apply-batch", body: `{"op":"kv.delete"}`, code: 400, msg: "malformed JSON"},
+		{name: "forwarded command without payload", method: "POST", path: "/v1/internal/apply-batch", body: packed(`{"op":"kv.set"}`), code: 400, msg: "needs kv"},
+		{name: "unknown forwarded command", method: "POST", path: "/v1/internal/apply-batch", body: packed(`{"op":"rm -rf"}`), code: 400, msg: "unknown command"},
+		{name: "null command in a batch", method: "POST", path: "/v1/internal/apply-batch", body: packed(`null`), code: 400, msg: "command 0"},
+		{name: "invalid command in a batch", method: "POST", path: "/v1/internal/apply-batch", body: packed(`{"op":"kv.delete","key":"x"}`, `{"op":"bogus"}`), code: 400, msg: "command 1"},
+		{name: "damaged binary command", method: "POST", path: "/v1/internal/apply-batch", body: packed("\xc1\x01\x00"), code: 400, msg: "decoding command"},
+		{name: "batch that is not packed", method: "POST", path: "/v1/internal/apply-batch", body: `[{"op":"kv.delete"}]`, code: 400, msg: "not a packed entry"},
 		{name: "unknown endpoint", method: "GET", path: "/v1/nope", code: 404, msg: "no such endpoint"},
 		{name: "wrong method on kv", method: "PATCH", path: "/v1/kv/x", code: 405, msg: "PATCH"},
 	}
@@ -241,4 +243,13 @@ func TestMetricsAreValidAndCoverSubsystems(t *testing.T) {
 			t.Errorf("/v1/metrics lacks %s", want)
 		}
 	}
+}
+
+// packed frames commands as a forwarded batch.
+func packed(cmds ...string) string {
+	items := make([][]byte, len(cmds))
+	for i, c := range cmds {
+		items[i] = []byte(c)
+	}
+	return string(server.PackCommands(items))
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -250,21 +251,32 @@ func (a *API) internalApplyBatch(w http.ResponseWriter, r *http.Request) error {
 	if a.cfg.Server == nil || !a.cfg.Server.IsLeader() {
 		return server.ErrNotLeader
 	}
-	var cmds []*server.Command
 	// A batch holds at most 1 MiB of commands plus one more that may be a
 	// maximal value on its own.
-	if err := decodeJSONLimit(r, &cmds, 4<<20); err != nil {
-		return err
+	const limit = 4 << 20
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return errorf(http.StatusBadRequest, "reading batch: %v", err)
 	}
-	for i, c := range cmds {
-		if c == nil {
-			return errorf(http.StatusBadRequest, "command %d is null", i)
+	if len(body) > limit {
+		return errorf(http.StatusRequestEntityTooLarge, "batch is larger than the limit of %d bytes", limit)
+	}
+	raw, err := server.UnpackCommands(body)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	cmds := make([]*server.Command, len(raw))
+	for i, data := range raw {
+		c, err := server.DecodeCommand(data)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "command %d: %v", i, err)
 		}
 		if err := validateCommand(c); err != nil {
 			return fmt.Errorf("command %d: %w", i, err)
 		}
+		cmds[i] = c
 	}
-	writeJSON(w, http.StatusOK, a.cfg.Server.ApplyBatchLocal(r.Context(), cmds))
+	writeJSON(w, http.StatusOK, a.cfg.Server.ApplyBatchLocal(r.Context(), cmds, raw))
 	return nil
 }
 

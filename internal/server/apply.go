@@ -11,8 +11,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"github.com/hashicorp/raft"
 )
 
 // PathReadIndex is the internal HTTP path followers use to ask the leader
@@ -41,9 +39,9 @@ var (
 func (s *Server) Apply(parent context.Context, cmd *Command) (*Result, error) {
 	ctx, cancel := context.WithTimeout(parent, s.cfg.HoldTimeout)
 	defer cancel()
-	body, err := json.Marshal(cmd)
+	body, err := EncodeCommand(cmd)
 	if err != nil {
-		return nil, fmt.Errorf("encoding command: %w", err)
+		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
 		var res *Result
@@ -90,50 +88,60 @@ func (s *Server) waitLeader(parent, ctx context.Context, attempt int) error {
 
 // ApplyLocal commits cmd on this server, which must be the leader.
 func (s *Server) ApplyLocal(ctx context.Context, cmd *Command) (*Result, error) {
+	p, res, err := s.prepare(cmd, nil)
+	if p == nil {
+		return res, err
+	}
+	if err := s.propose(ctx, p); err != nil {
+		return nil, err
+	}
+	return s.finish(ctx, p)
+}
+
+// prepare checks a command on the leader and encodes it for the log,
+// reusing raw (its encoding as forwarded, if any) when it is unchanged. A
+// command answered without the log (session renew, a lock in its lock
+// delay) returns a nil proposal and the answer.
+func (s *Server) prepare(cmd *Command, raw []byte) (*proposal, *Result, error) {
 	if !s.IsLeader() {
-		return nil, ErrNotLeader
+		return nil, nil, ErrNotLeader
 	}
 	switch cmd.Op {
 	case OpSessionRenew:
-		return s.renewSession(cmd.ID)
+		res, err := s.renewSession(cmd.ID)
+		return nil, res, err
 	case OpKVLock:
 		if until := s.store.LockDelayUntil(cmd.KV.Key); !until.IsZero() {
-			return &Result{OK: false, Index: s.fsm.applied.Load()}, nil
+			return nil, &Result{OK: false, Index: s.fsm.applied.Load()}, nil
 		}
 	case OpSessionCreate:
 		if cmd.Session.ID == "" {
 			cmd.Session.ID = newUUID()
+			raw = nil
 		}
 	}
-	data, err := json.Marshal(cmd)
+	if raw == nil {
+		var err error
+		if raw, err = EncodeCommand(cmd); err != nil {
+			return nil, nil, err
+		}
+	}
+	return newProposal(cmd, raw), nil, nil
+}
+
+// finish waits for a proposal and keeps the leader's session timers in
+// step with what it did.
+func (s *Server) finish(ctx context.Context, p *proposal) (*Result, error) {
+	res, err := s.await(ctx, p)
 	if err != nil {
-		return nil, fmt.Errorf("encoding command: %w", err)
+		return nil, err
 	}
-	timeout := s.cfg.HoldTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	start := time.Now()
-	f := s.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
-		switch {
-		case errors.Is(err, raft.ErrNotLeader):
-			return nil, ErrNotLeader
-		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-			return nil, ErrUnknownOutcome
-		case errors.Is(err, raft.ErrEnqueueTimeout):
-			return nil, fmt.Errorf("raft apply timed out before the write was queued: %w", err)
-		}
-		return nil, fmt.Errorf("raft apply: %w", err)
-	}
-	s.metrics.applyLatency.Observe(time.Since(start).Seconds())
-	res := f.Response().(*Result)
 	if res.Error == "" {
-		switch cmd.Op {
+		switch p.cmd.Op {
 		case OpSessionCreate:
 			s.sessions.reset(res.Session)
 		case OpSessionDestroy:
-			s.sessions.stop(cmd.ID)
+			s.sessions.stop(p.cmd.ID)
 		}
 	}
 	return res, nil
@@ -216,7 +224,9 @@ func (s *Server) forward(ctx context.Context, method, path string, body []byte, 
 	if err != nil {
 		return fmt.Errorf("forwarding to leader: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		var op *net.OpError

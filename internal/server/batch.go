@@ -1,13 +1,11 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 )
 
 // PathApplyBatch is the internal endpoint that applies several forwarded
@@ -34,30 +32,42 @@ type BatchItem struct {
 	Code  string `json:"code,omitempty"`
 }
 
-// ApplyBatchLocal applies forwarded commands on the leader concurrently
-// and returns one item per command, in order.
-func (s *Server) ApplyBatchLocal(ctx context.Context, cmds []*Command) []BatchItem {
+// ApplyBatchLocal applies forwarded commands on the leader and returns
+// one item per command, in order. raw holds the commands' encodings as
+// forwarded (reused for the log). The commands are queued together, so
+// they usually share one log entry.
+func (s *Server) ApplyBatchLocal(ctx context.Context, cmds []*Command, raw [][]byte) []BatchItem {
 	out := make([]BatchItem, len(cmds))
-	var wg sync.WaitGroup
+	props := make([]*proposal, len(cmds))
 	for i, c := range cmds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res, err := s.ApplyLocal(ctx, c)
-			switch {
-			case err == nil:
-				out[i].Result = res
-			case errors.Is(err, ErrNotLeader):
-				out[i] = BatchItem{Error: err.Error(), Code: "not_leader"}
-			case errors.Is(err, ErrUnknownOutcome):
-				out[i] = BatchItem{Error: err.Error(), Code: "unknown"}
-			default:
-				out[i] = BatchItem{Error: err.Error(), Code: "error"}
-			}
-		}()
+		p, res, err := s.prepare(c, raw[i])
+		if p != nil {
+			err = s.propose(ctx, p)
+		}
+		if p == nil || err != nil {
+			out[i] = batchItem(res, err)
+			continue
+		}
+		props[i] = p
 	}
-	wg.Wait()
+	for i, p := range props {
+		if p != nil {
+			out[i] = batchItem(s.finish(ctx, p))
+		}
+	}
 	return out
+}
+
+func batchItem(res *Result, err error) BatchItem {
+	switch {
+	case err == nil:
+		return BatchItem{Result: res}
+	case errors.Is(err, ErrNotLeader):
+		return BatchItem{Error: err.Error(), Code: "not_leader"}
+	case errors.Is(err, ErrUnknownOutcome):
+		return BatchItem{Error: err.Error(), Code: "unknown"}
+	}
+	return BatchItem{Error: err.Error(), Code: "error"}
 }
 
 // fwdReq is one write waiting to be forwarded.
@@ -159,19 +169,14 @@ func (b *batcher) send(batch []*fwdReq) {
 		}
 	}
 	s := b.s
-	var buf bytes.Buffer
-	buf.WriteByte('[')
+	bodies := make([][]byte, len(batch))
 	for i, r := range batch {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.Write(r.body)
+		bodies[i] = r.body
 	}
-	buf.WriteByte(']')
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HoldTimeout)
 	defer cancel()
 	var items []BatchItem
-	if err := s.forward(ctx, http.MethodPost, PathApplyBatch, buf.Bytes(), &items); err != nil {
+	if err := s.forward(ctx, http.MethodPost, PathApplyBatch, packEntry(bodies), &items); err != nil {
 		fail(err)
 		return
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -94,10 +93,89 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if at.IsZero() {
 		at = start
 	}
-	res := f.apply(l.Index, at, l.Data)
+	var res any
+	if len(l.Data) > 0 && l.Data[0] == batchMagic {
+		res = f.applyPacked(l.Index, at, l.Data)
+	} else {
+		res = f.apply(l.Index, at, l.Data)
+	}
 	f.metrics.fsmApply.Observe(time.Since(start).Seconds())
 	f.setApplied(l.Index)
 	return res
+}
+
+// applyPacked applies each command of a packed entry at the entry's index
+// and returns their results in order. The proposer packs only single-key
+// KV writes, each key at most once, so they share one state transaction.
+// Should any of them fail, the transaction is dropped and the commands
+// are applied one by one instead, so a failure stays its own command's.
+func (f *fsm) applyPacked(idx uint64, at time.Time, data []byte) []*Result {
+	raw, err := unpackEntry(data)
+	if err != nil {
+		// As for an undecodable command: apply nothing, on every replica.
+		return []*Result{{Index: idx, Error: fmt.Sprintf("undecodable log entry: %v", err), Kind: KindInvalid}}
+	}
+	cmds := make([]*Command, len(raw))
+	out := make([]*Result, len(raw))
+	together := true
+	for i, r := range raw {
+		if cmds[i], err = DecodeCommand(r); err != nil || !sharesEntry(cmds[i]) {
+			together = false
+		}
+	}
+	if together {
+		b := f.store.KVBatch(idx)
+		for i := range cmds {
+			res, err := applyKV(b, idx, cmds[i])
+			if err != nil {
+				together = false
+				break
+			}
+			out[i] = res
+		}
+		if together && b.Commit() == nil {
+			return out
+		}
+		b.Abort()
+	}
+	for i, r := range raw {
+		out[i] = f.apply(idx, at, r)
+	}
+	return out
+}
+
+// sharesEntry reports whether c may be packed with others.
+func sharesEntry(c *Command) bool {
+	switch c.Op {
+	case OpKVSet, OpKVCAS, OpKVLock, OpKVUnlock:
+		return c.KV != nil
+	case OpKVDelete, OpKVDeleteCAS:
+		return true
+	}
+	return false
+}
+
+// applyKV applies one single-key KV write within b.
+func applyKV(b *state.KVBatch, idx uint64, c *Command) (*Result, error) {
+	res := &Result{Index: idx, OK: true}
+	var err error
+	switch c.Op {
+	case OpKVSet:
+		err = b.KVSet(c.KV)
+	case OpKVCAS:
+		res.OK, err = b.KVCAS(c.KV, c.CAS)
+	case OpKVDelete:
+		err = b.KVDelete(c.Key)
+	case OpKVDeleteCAS:
+		res.OK, err = b.KVDeleteCAS(c.Key, c.CAS)
+	case OpKVLock:
+		res.OK, err = b.KVLock(c.KV, c.ID)
+	case OpKVUnlock:
+		res.OK, err = b.KVUnlock(c.KV, c.ID)
+	default:
+		err = fmt.Errorf("operation %q cannot share a log entry", c.Op)
+	}
+	return res, err
 }
 
 func (f *fsm) setApplied(idx uint64) {
@@ -117,14 +195,13 @@ func (f *fsm) waitApplied(idx uint64) (<-chan struct{}, bool) {
 }
 
 func (f *fsm) apply(idx uint64, at time.Time, data []byte) *Result {
-	var c Command
-	if err := json.Unmarshal(data, &c); err != nil {
+	c, err := DecodeCommand(data)
+	if err != nil {
 		// A log entry we cannot read would mean a bug or a newer writer;
 		// applying nothing keeps every replica identical.
 		return &Result{Index: idx, Error: fmt.Sprintf("undecodable log entry: %v", err), Kind: KindInvalid}
 	}
 	res := &Result{Index: idx, OK: true}
-	var err error
 	switch c.Op {
 	case OpKVSet:
 		err = f.store.KVSet(idx, c.KV)

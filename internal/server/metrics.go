@@ -11,6 +11,7 @@ type metrics struct {
 	fsmApply      prometheus.Histogram
 	applyLatency  prometheus.Histogram
 	forwarded     *prometheus.CounterVec
+	packedSize    prometheus.Histogram
 }
 
 var latencyBuckets = []float64{.0005, .001, .002, .004, .008, .016, .032, .064, .128, .256, .512, 1.024, 2.048}
@@ -40,6 +41,11 @@ func newMetrics(reg prometheus.Registerer, r func() *raft.Raft, f *fsm) *metrics
 			Name: "herd_rpc_forwarded_total",
 			Help: "Requests this server forwarded to the leader, by kind (write, read_index) and result.",
 		}, []string{"kind", "result"}),
+		packedSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herd_raft_entry_commands",
+			Help:    "Commands the leader packed into one Raft log entry.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
 	}
 	if reg == nil {
 		return m
@@ -63,7 +69,7 @@ func newMetrics(reg prometheus.Registerer, r func() *raft.Raft, f *fsm) *metrics
 		}
 		return 0
 	}
-	reg.MustRegister(m.leaderChanges, m.commitLatency, m.fsmApply, m.applyLatency, m.forwarded,
+	reg.MustRegister(m.leaderChanges, m.commitLatency, m.fsmApply, m.applyLatency, m.forwarded, m.packedSize,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herd_raft_last_index", Help: "Index of the last entry in this server's Raft log."}, func() float64 { return stat("last") }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herd_raft_commit_index", Help: "Highest Raft index this server knows to be committed."}, func() float64 { return stat("commit") }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herd_raft_applied_index", Help: "Highest Raft index applied to this server's state store."}, func() float64 { return stat("applied") }),

@@ -90,6 +90,8 @@ type Server struct {
 	sessions *sessionTimers
 	// batcher coalesces forwarded writes while a follower.
 	batcher *batcher
+	// proposals feed the leader's proposer loop.
+	proposals chan *proposal
 
 	shutdownOnce sync.Once
 	shutdownCh   chan struct{}
@@ -112,6 +114,7 @@ func New(cfg Config) (*Server, error) {
 		logger:     cfg.Logger,
 		store:      state.New(),
 		shutdownCh: make(chan struct{}),
+		proposals:  make(chan *proposal, 4*maxPacked),
 		client: &http.Client{Transport: &http.Transport{
 			Proxy:               nil,
 			DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
@@ -156,7 +159,9 @@ func New(cfg Config) (*Server, error) {
 	rc.SnapshotThreshold = cfg.Raft.SnapshotThreshold
 	rc.SnapshotInterval = cfg.Raft.SnapshotInterval.D()
 	rc.TrailingLogs = cfg.Raft.TrailingLogs
-	rc.BatchApplyCh = true
+	// Unbuffered: the proposer waits while the leader writes the log,
+	// and packs what arrives meanwhile into its next entry.
+	rc.BatchApplyCh = false
 	rc.ShutdownOnRemove = false
 	rc.Logger = hl
 	if err := raft.ValidateConfig(rc); err != nil {
@@ -179,6 +184,7 @@ func New(cfg Config) (*Server, error) {
 
 	s.batcher = newBatcher(s)
 	s.goFunc(s.batcher.run)
+	s.goFunc(s.runProposer)
 	s.goFunc(s.monitorLeadership)
 	hasState, err := raft.HasExistingState(logStore, logStore, snaps)
 	if err != nil {

@@ -71,18 +71,67 @@ func (s *Store) KVList(ws memdb.WatchSet, prefix string) (uint64, []*api.KVPair,
 	return max(idx, floor, 1), out, nil
 }
 
-// KVSet writes e at idx, keeping the key's CreateIndex, LockIndex and lock
-// holder if it exists.
-func (s *Store) KVSet(idx uint64, e *api.KVPair) error {
-	txn := s.writeTxn()
-	defer txn.Abort()
-	if err := kvSetTxn(txn, idx, e, false); err != nil {
-		return err
+// KVBatch applies several KV writes at one Raft index in one
+// transaction: the index row and the commit (with its watch
+// notifications) are paid once for all of them. The caller must not pass
+// two writes of one key: every change of a key gets an index of its own.
+// Each write checks its conditions before it changes anything, so a
+// failed or refused write leaves the batch as it was.
+type KVBatch struct {
+	txn     *memdb.Txn
+	idx     uint64
+	changed bool
+}
+
+// KVBatch starts a batch of writes at idx. Call Commit to apply them, or
+// Abort (always safe, also after Commit) to drop them.
+func (s *Store) KVBatch(idx uint64) *KVBatch {
+	return &KVBatch{txn: s.writeTxn(), idx: idx}
+}
+
+// Commit applies the batch's writes.
+func (b *KVBatch) Commit() error {
+	if b.changed {
+		if err := setIndex(b.txn, tableKV, b.idx); err != nil {
+			b.txn.Abort()
+			return err
+		}
 	}
-	txn.Commit()
+	b.txn.Commit()
 	return nil
 }
 
+// Abort drops the batch's writes.
+func (b *KVBatch) Abort() { b.txn.Abort() }
+
+// one runs a single write in a batch of its own.
+func (s *Store) one(idx uint64, write func(b *KVBatch) (bool, error)) (bool, error) {
+	b := s.KVBatch(idx)
+	defer b.Abort()
+	ok, err := write(b)
+	if err != nil || !ok {
+		return ok, err
+	}
+	return true, b.Commit()
+}
+
+// KVSet writes e at idx, keeping the key's CreateIndex, LockIndex and lock
+// holder if it exists.
+func (s *Store) KVSet(idx uint64, e *api.KVPair) error {
+	_, err := s.one(idx, func(b *KVBatch) (bool, error) { return true, b.KVSet(e) })
+	return err
+}
+
+// KVSet is Store.KVSet within the batch.
+func (b *KVBatch) KVSet(e *api.KVPair) error {
+	if err := kvSetTxn(b.txn, b.idx, e, false); err != nil {
+		return err
+	}
+	b.changed = true
+	return nil
+}
+
+// kvSetTxn writes e at idx. The caller updates the KV table's index row.
 func kvSetTxn(txn *memdb.Txn, idx uint64, e *api.KVPair, updateSession bool) error {
 	raw, err := txn.First(tableKV, "id", e.Key)
 	if err != nil {
@@ -112,15 +161,18 @@ func kvSetTxn(txn *memdb.Txn, idx uint64, e *api.KVPair, updateSession bool) err
 			return fmt.Errorf("kv set: %w", err)
 		}
 	}
-	return setIndex(txn, tableKV, idx)
+	return nil
 }
 
 // KVCAS writes e only if the key's ModifyIndex equals cas (0: only if the
 // key does not exist). It reports whether it wrote.
 func (s *Store) KVCAS(idx uint64, e *api.KVPair, cas uint64) (bool, error) {
-	txn := s.writeTxn()
-	defer txn.Abort()
-	raw, err := txn.First(tableKV, "id", e.Key)
+	return s.one(idx, func(b *KVBatch) (bool, error) { return b.KVCAS(e, cas) })
+}
+
+// KVCAS is Store.KVCAS within the batch.
+func (b *KVBatch) KVCAS(e *api.KVPair, cas uint64) (bool, error) {
+	raw, err := b.txn.First(tableKV, "id", e.Key)
 	if err != nil {
 		return false, fmt.Errorf("kv cas: %w", err)
 	}
@@ -130,29 +182,30 @@ func (s *Store) KVCAS(idx uint64, e *api.KVPair, cas uint64) (bool, error) {
 	if cas != 0 && (raw == nil || raw.(*api.KVPair).ModifyIndex != cas) {
 		return false, nil
 	}
-	if err := kvSetTxn(txn, idx, e, false); err != nil {
-		return false, err
-	}
-	txn.Commit()
-	return true, nil
+	return true, b.KVSet(e)
 }
 
 // KVDelete removes key at idx. Deleting a missing key succeeds.
 func (s *Store) KVDelete(idx uint64, key string) error {
-	txn := s.writeTxn()
-	defer txn.Abort()
-	if err := kvDeleteTxn(txn, idx, key); err != nil {
-		return err
-	}
-	txn.Commit()
-	return nil
+	_, err := s.one(idx, func(b *KVBatch) (bool, error) { return true, b.KVDelete(key) })
+	return err
+}
+
+// KVDelete is Store.KVDelete within the batch.
+func (b *KVBatch) KVDelete(key string) error {
+	deleted, err := kvDeleteTxn(b.txn, b.idx, key)
+	b.changed = b.changed || deleted
+	return err
 }
 
 // KVDeleteCAS removes key only if its ModifyIndex equals cas.
 func (s *Store) KVDeleteCAS(idx uint64, key string, cas uint64) (bool, error) {
-	txn := s.writeTxn()
-	defer txn.Abort()
-	raw, err := txn.First(tableKV, "id", key)
+	return s.one(idx, func(b *KVBatch) (bool, error) { return b.KVDeleteCAS(key, cas) })
+}
+
+// KVDeleteCAS is Store.KVDeleteCAS within the batch.
+func (b *KVBatch) KVDeleteCAS(key string, cas uint64) (bool, error) {
+	raw, err := b.txn.First(tableKV, "id", key)
 	if err != nil {
 		return false, fmt.Errorf("kv delete-cas: %w", err)
 	}
@@ -162,54 +215,52 @@ func (s *Store) KVDeleteCAS(idx uint64, key string, cas uint64) (bool, error) {
 	if raw.(*api.KVPair).ModifyIndex != cas {
 		return false, nil
 	}
-	if err := kvDeleteTxn(txn, idx, key); err != nil {
-		return false, err
-	}
-	txn.Commit()
-	return true, nil
+	return true, b.KVDelete(key)
 }
 
 // KVDeleteTree removes every key under prefix at idx.
 func (s *Store) KVDeleteTree(idx uint64, prefix string) error {
-	txn := s.writeTxn()
-	defer txn.Abort()
-	it, err := txn.Get(tableKV, "id_prefix", prefix)
-	if err != nil {
-		return fmt.Errorf("kv delete-tree: %w", err)
-	}
-	var keys []string
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		keys = append(keys, raw.(*api.KVPair).Key)
-	}
-	for _, k := range keys {
-		if err := kvDeleteTxn(txn, idx, k); err != nil {
-			return err
+	_, err := s.one(idx, func(b *KVBatch) (bool, error) {
+		it, err := b.txn.Get(tableKV, "id_prefix", prefix)
+		if err != nil {
+			return false, fmt.Errorf("kv delete-tree: %w", err)
 		}
-	}
-	txn.Commit()
-	return nil
+		var keys []string
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			keys = append(keys, raw.(*api.KVPair).Key)
+		}
+		for _, k := range keys {
+			if err := b.KVDelete(k); err != nil {
+				return false, err
+			}
+		}
+		return true, nil
+	})
+	return err
 }
 
-func kvDeleteTxn(txn *memdb.Txn, idx uint64, key string) error {
+// kvDeleteTxn removes key at idx, leaving a tombstone, and reports whether
+// there was a key. The caller updates the KV table's index row.
+func kvDeleteTxn(txn *memdb.Txn, idx uint64, key string) (bool, error) {
 	raw, err := txn.First(tableKV, "id", key)
 	if err != nil {
-		return fmt.Errorf("kv delete: %w", err)
+		return false, fmt.Errorf("kv delete: %w", err)
 	}
 	if raw == nil {
-		return nil
+		return false, nil
 	}
 	if err := txn.Delete(tableKV, raw); err != nil {
-		return fmt.Errorf("kv delete: %w", err)
+		return false, fmt.Errorf("kv delete: %w", err)
 	}
 	if err := txn.Insert(tableTombstones, &tombstone{Key: key, Index: idx}); err != nil {
-		return fmt.Errorf("kv delete: %w", err)
+		return false, fmt.Errorf("kv delete: %w", err)
 	}
 	if idx > tombstoneRetain {
 		if err := reapTombstones(txn, idx-tombstoneRetain); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return setIndex(txn, tableKV, idx)
+	return true, nil
 }
 
 func reapTombstones(txn *memdb.Txn, before uint64) error {
@@ -242,16 +293,19 @@ func reapTombstones(txn *memdb.Txn, before uint64) error {
 // flags. It reports false when another session holds the lock. Acquiring a
 // lock the session already holds updates the value and keeps LockIndex.
 func (s *Store) KVLock(idx uint64, e *api.KVPair, session string) (bool, error) {
-	txn := s.writeTxn()
-	defer txn.Abort()
-	sraw, err := txn.First(tableSessions, "id", session)
+	return s.one(idx, func(b *KVBatch) (bool, error) { return b.KVLock(e, session) })
+}
+
+// KVLock is Store.KVLock within the batch.
+func (b *KVBatch) KVLock(e *api.KVPair, session string) (bool, error) {
+	sraw, err := b.txn.First(tableSessions, "id", session)
 	if err != nil {
 		return false, fmt.Errorf("kv lock: %w", err)
 	}
 	if sraw == nil {
 		return false, fmt.Errorf("invalid session %q: %w", session, ErrNotFound)
 	}
-	raw, err := txn.First(tableKV, "id", e.Key)
+	raw, err := b.txn.First(tableKV, "id", e.Key)
 	if err != nil {
 		return false, fmt.Errorf("kv lock: %w", err)
 	}
@@ -270,19 +324,22 @@ func (s *Store) KVLock(idx uint64, e *api.KVPair, session string) (bool, error) 
 	} else {
 		n.LockIndex = 1
 	}
-	if err := kvSetTxn(txn, idx, &n, true); err != nil {
+	if err := kvSetTxn(b.txn, b.idx, &n, true); err != nil {
 		return false, err
 	}
-	txn.Commit()
+	b.changed = true
 	return true, nil
 }
 
 // KVUnlock releases key's lock if session holds it, writing e's value and
 // flags. It reports false when session does not hold the lock.
 func (s *Store) KVUnlock(idx uint64, e *api.KVPair, session string) (bool, error) {
-	txn := s.writeTxn()
-	defer txn.Abort()
-	raw, err := txn.First(tableKV, "id", e.Key)
+	return s.one(idx, func(b *KVBatch) (bool, error) { return b.KVUnlock(e, session) })
+}
+
+// KVUnlock is Store.KVUnlock within the batch.
+func (b *KVBatch) KVUnlock(e *api.KVPair, session string) (bool, error) {
+	raw, err := b.txn.First(tableKV, "id", e.Key)
 	if err != nil {
 		return false, fmt.Errorf("kv unlock: %w", err)
 	}
@@ -292,10 +349,10 @@ func (s *Store) KVUnlock(idx uint64, e *api.KVPair, session string) (bool, error
 	n := *e
 	n.Session = ""
 	n.LockIndex = raw.(*api.KVPair).LockIndex
-	if err := kvSetTxn(txn, idx, &n, true); err != nil {
+	if err := kvSetTxn(b.txn, b.idx, &n, true); err != nil {
 		return false, err
 	}
-	txn.Commit()
+	b.changed = true
 	return true, nil
 }
 

@@ -79,7 +79,7 @@ func sessionDestroyTxn(txn *memdb.Txn, idx uint64, id string) ([]string, time.Du
 	for _, e := range held {
 		keys = append(keys, e.Key)
 		if se.Behavior == api.SessionBehaviorDelete {
-			if err := kvDeleteTxn(txn, idx, e.Key); err != nil {
+			if _, err := kvDeleteTxn(txn, idx, e.Key); err != nil {
 				return nil, 0, err
 			}
 			continue
@@ -87,6 +87,11 @@ func sessionDestroyTxn(txn *memdb.Txn, idx uint64, id string) ([]string, time.Du
 		n := *e
 		n.Session = ""
 		if err := kvSetTxn(txn, idx, &n, true); err != nil {
+			return nil, 0, err
+		}
+	}
+	if len(held) > 0 {
+		if err := setIndex(txn, tableKV, idx); err != nil {
 			return nil, 0, err
 		}
 	}
