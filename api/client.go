@@ -343,3 +343,65 @@ func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
 	_, _, err := c.do(ctx, http.MethodGet, "/v1/metrics", nil, nil, &out)
 	return out, err
 }
+
+// ServicePut creates or replaces a service and returns the Raft index of
+// the change.
+func (c *Client) ServicePut(ctx context.Context, svc *Service) (uint64, error) {
+	body, err := json.Marshal(svc)
+	if err != nil {
+		return 0, fmt.Errorf("encoding service: %w", err)
+	}
+	var out struct{ Index uint64 }
+	_, _, err = c.do(ctx, http.MethodPut, "/v1/service/"+url.PathEscape(svc.Name), nil, bytes.NewReader(body), &out)
+	return out.Index, err
+}
+
+// ServiceGet reads one service; nil when there is none.
+func (c *Client) ServiceGet(ctx context.Context, name string, q *QueryOptions) (*ServiceEntry, *Meta, error) {
+	v := url.Values{}
+	q.values(v)
+	var out ServiceEntry
+	meta, found, err := c.do(ctx, http.MethodGet, "/v1/service/"+url.PathEscape(name), v, nil, &out)
+	var se *StatusError
+	if errors.As(err, &se) && se.Code == http.StatusNotFound {
+		return nil, meta, nil
+	}
+	if err != nil || !found {
+		return nil, meta, err
+	}
+	return &out, meta, nil
+}
+
+// ServiceList lists the services, sorted by name.
+func (c *Client) ServiceList(ctx context.Context, q *QueryOptions) ([]*ServiceEntry, *Meta, error) {
+	v := url.Values{}
+	q.values(v)
+	var out []*ServiceEntry
+	meta, _, err := c.do(ctx, http.MethodGet, "/v1/services", v, nil, &out)
+	return out, meta, err
+}
+
+// ServiceDelete removes a service.
+func (c *Client) ServiceDelete(ctx context.Context, name string) error {
+	_, _, err := c.do(ctx, http.MethodDelete, "/v1/service/"+url.PathEscape(name), nil, nil, nil)
+	return err
+}
+
+// BackendDrain takes a backend of a service out of rotation (drain true)
+// or puts it back (drain false), on every gateway.
+func (c *Client) BackendDrain(ctx context.Context, service, backend string, drain bool) error {
+	action := "enable"
+	if drain {
+		action = "drain"
+	}
+	_, _, err := c.do(ctx, http.MethodPut, "/v1/service/"+url.PathEscape(service)+"/"+action, url.Values{"backend": {backend}}, nil, nil)
+	return err
+}
+
+// GatewayServices reports how this agent's gateway runs each service:
+// per backend health, ejection, load.
+func (c *Client) GatewayServices(ctx context.Context) ([]GatewayService, error) {
+	var out []GatewayService
+	_, _, err := c.do(ctx, http.MethodGet, "/v1/gateway/services", nil, nil, &out)
+	return out, err
+}

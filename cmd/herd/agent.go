@@ -37,6 +37,10 @@ func newAgentCmd() *cobra.Command {
 		logFmt   string
 		cleanup  time.Duration
 		debug    bool
+
+		gwHTTP    string
+		gwTCP     []int
+		accessLog string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -84,6 +88,9 @@ Examples:
 			set("log-format", func() { cfg.LogFormat = logFmt })
 			set("dead-server-cleanup", func() { cfg.DeadServerCleanup = config.Duration(cleanup) })
 			set("enable-debug", func() { cfg.EnableDebug = debug })
+			set("gateway-http", func() { cfg.Gateway.HTTP = gwHTTP })
+			set("gateway-tcp-port", func() { cfg.Gateway.TCPPorts = gwTCP })
+			set("access-log", func() { cfg.Gateway.AccessLog = accessLog })
 			cfg.Dev = dev
 			if err := cfg.Finalize(); err != nil {
 				return fmt.Errorf("invalid configuration:\n%w", err)
@@ -111,6 +118,9 @@ Examples:
 	f.StringVar(&logFmt, "log-format", "text", "text or json")
 	f.DurationVar(&cleanup, "dead-server-cleanup", 30*time.Second, "remove a server from Raft after it has been failed this long")
 	f.BoolVar(&debug, "enable-debug", false, "serve Go's profiler at /debug/pprof/ on the HTTP API")
+	f.StringVar(&gwHTTP, "gateway-http", "", "run the HTTP gateway on this host:port (default: off; 127.0.0.1:7780 with --dev)")
+	f.IntSliceVar(&gwTCP, "gateway-tcp-port", nil, "run a TCP gateway listener on this port, for tcp services (repeatable)")
+	f.StringVar(&accessLog, "access-log", "", "write the gateway's JSON access log to stdout or to this file (default: none)")
 	return cmd
 }
 

@@ -70,5 +70,8 @@ func addClientCommands(root *cobra.Command) {
 		newKVCmd(g),
 		newLockCmd(g),
 		newStatusCmd(g),
+		newApplyCmd(g),
+		newServiceCmd(g),
+		newBackendCmd(g),
 	)
 }

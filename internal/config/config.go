@@ -54,6 +54,22 @@ type Raft struct {
 	TrailingLogs uint64 `yaml:"trailing_logs"`
 }
 
+// DefaultDevGatewayPort is the gateway's HTTP port in dev mode.
+const DefaultDevGatewayPort = 7780
+
+// Gateway configures the agent's load-balancing gateway. It is off unless
+// a listener is set (in dev mode it listens on 127.0.0.1:7780).
+type Gateway struct {
+	// HTTP is the HTTP listener's address, host:port (":8080" binds every
+	// address). Empty: no HTTP gateway.
+	HTTP string `yaml:"http"`
+	// TCPPorts are ports for TCP services' listeners, bound on bind_addr.
+	TCPPorts []int `yaml:"tcp_ports"`
+	// AccessLog is where the JSON access log goes: "" (none), "stdout",
+	// or a file path (appended to).
+	AccessLog string `yaml:"access_log"`
+}
+
 // Config is the whole agent configuration.
 type Config struct {
 	// NodeName names this agent in the cluster; unique. Default: hostname.
@@ -104,6 +120,8 @@ type Config struct {
 	EnableDebug bool `yaml:"enable_debug"`
 	// Raft tunes consensus timers.
 	Raft Raft `yaml:"raft"`
+	// Gateway configures the load-balancing gateway this agent runs.
+	Gateway Gateway `yaml:"gateway"`
 	// Dev runs a single in-memory-ish node (server and client) with data
 	// in a temporary directory and listeners on loopback. Not read from
 	// the file; set by --dev.
@@ -173,6 +191,13 @@ func (c *Config) Finalize() error {
 		}
 		if c.NodeName == "" {
 			c.NodeName = "dev"
+		}
+		if c.Gateway.HTTP == "" {
+			port := DefaultDevGatewayPort
+			if c.Ephemeral {
+				port = 0
+			}
+			c.Gateway.HTTP = net.JoinHostPort(c.BindAddr, strconv.Itoa(port))
 		}
 	}
 	if c.NodeName == "" {
@@ -281,8 +306,39 @@ func (c *Config) Validate() error {
 	if r.SnapshotThreshold == 0 {
 		add(fieldErr("raft.snapshot_threshold", "must be positive"))
 	}
+	if c.Gateway.HTTP != "" {
+		if err := checkListenAddr(c.Gateway.HTTP, c.Ephemeral); err != nil {
+			add(fieldErr("gateway.http", "%v", err))
+		}
+	}
+	seen := map[int]bool{}
+	for i, p := range c.Gateway.TCPPorts {
+		if p < 1 || p > 65535 {
+			add(fieldErr(fmt.Sprintf("gateway.tcp_ports[%d]", i), "%d is not a valid port (1-65535)", p))
+		}
+		if seen[p] {
+			add(fieldErr(fmt.Sprintf("gateway.tcp_ports[%d]", i), "port %d is listed twice", p))
+		}
+		seen[p] = true
+	}
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
+}
+
+// checkListenAddr checks a host:port to listen on (host may be empty).
+func checkListenAddr(a string, allowZero bool) error {
+	host, p, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", a)
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		return fmt.Errorf("%q: listen on an IP address, not a name", a)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 || (port == 0 && !allowZero) {
+		return fmt.Errorf("%q has an invalid port", a)
+	}
+	return nil
 }
 
 func checkJoinAddr(a string) error {

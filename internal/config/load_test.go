@@ -47,6 +47,10 @@ raft:
   snapshot_threshold: 16384
   snapshot_interval: 2m30s
   trailing_logs: 20480
+gateway:
+  http: 0.0.0.0:8080
+  tcp_ports: [5432, 6379]
+  access_log: stdout
 `
 
 func fullConfig() Config {
@@ -75,6 +79,7 @@ func fullConfig() Config {
 			SnapshotInterval:   Duration(150 * time.Second),
 			TrailingLogs:       20480,
 		},
+		Gateway: Gateway{HTTP: "0.0.0.0:8080", TCPPorts: []int{5432, 6379}, AccessLog: "stdout"},
 	}
 }
 

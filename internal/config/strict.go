@@ -81,9 +81,9 @@ const maxVisits = 1 << 20
 // returned joined by errors.Join, in document order. On error *v may be
 // partially updated.
 func UnmarshalStrict(data []byte, v any) error {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return fmt.Errorf("unmarshal strict: need a non-nil pointer, got %T", v)
+	rv, err := strictTarget("unmarshal strict", v)
+	if err != nil {
+		return err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -101,10 +101,46 @@ func UnmarshalStrict(data []byte, v any) error {
 	default:
 		return &DecodeError{Line: extra.Line, Column: extra.Column, Msg: "a second YAML document; expected exactly one"}
 	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
+	return decodeTop(&doc, rv)
+}
+
+// DecodeNodeStrict decodes one already-parsed YAML document into the value v
+// points to, by the same rules as UnmarshalStrict. n is either a
+// yaml.DocumentNode, as yaml.Decoder.Decode returns for each document of a
+// multi-document stream, or the document's top node. A nil, empty or null
+// document leaves *v unchanged. Errors are *DecodeError values, joined by
+// errors.Join, whose lines are those recorded in n: for a document of a
+// stream, lines of the whole stream.
+func DecodeNodeStrict(n *yaml.Node, v any) error {
+	rv, err := strictTarget("decode node strict", v)
+	if err != nil {
+		return err
+	}
+	if n == nil {
 		return nil
 	}
-	top := doc.Content[0]
+	return decodeTop(n, rv)
+}
+
+// strictTarget checks that v is a non-nil pointer and returns its value.
+func strictTarget(op string, v any) (reflect.Value, error) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return reflect.Value{}, fmt.Errorf("%s: need a non-nil pointer, got %T", op, v)
+	}
+	return rv, nil
+}
+
+// decodeTop decodes the document n (a DocumentNode or its top node) into
+// the value the pointer rv points to.
+func decodeTop(n *yaml.Node, rv reflect.Value) error {
+	top := n
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) != 1 {
+			return nil
+		}
+		top = n.Content[0]
+	}
 	if isNull(top) {
 		return nil
 	}

@@ -59,6 +59,8 @@ type Config struct {
 	EnableDebug bool
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Gateway reports this agent's gateway view; nil when it runs none.
+	Gateway func() []api.GatewayService
 }
 
 // API is the HTTP handler.
@@ -141,6 +143,15 @@ func (a *API) routes() {
 	a.handle("GET /v1/status/health", a.statusHealth)
 	a.handle("GET /v1/operator/raft/configuration", a.stateful(a.raftConfiguration))
 	a.handle("GET /v1/state/members", a.stateful(a.stateMembers))
+
+	a.handle("GET /v1/services", a.stateful(a.serviceList))
+	a.handle("GET /v1/service/{name}", a.stateful(a.serviceGet))
+	a.handle("PUT /v1/service/{name}", a.stateful(a.servicePut))
+	a.handle("DELETE /v1/service/{name}", a.stateful(a.serviceDelete))
+	a.handle("PUT /v1/service/{name}/drain", a.stateful(a.serviceDrain(true)))
+	a.handle("PUT /v1/service/{name}/enable", a.stateful(a.serviceDrain(false)))
+
+	a.handle("GET /v1/gateway/services", a.gatewayServices)
 
 	a.handle("GET /v1/agent/self", a.agentSelf)
 	a.handle("GET /v1/agent/members", a.agentMembers)
@@ -325,4 +336,17 @@ func parseDuration(v string) (time.Duration, error) {
 		return time.Duration(n) * time.Second, nil // Consul: a bare number is seconds
 	}
 	return time.ParseDuration(v)
+}
+
+// gatewayServices reports how this agent's gateway runs each service.
+func (a *API) gatewayServices(w http.ResponseWriter, r *http.Request) error {
+	var out []api.GatewayService
+	if a.cfg.Gateway != nil {
+		out = a.cfg.Gateway()
+	}
+	if out == nil {
+		return errorf(http.StatusNotFound, "this agent runs no gateway")
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }

@@ -187,8 +187,11 @@ func resultError(res *server.Result) error {
 	if res.Error == "" {
 		return nil
 	}
-	if res.Kind == server.KindNotFound {
+	switch res.Kind {
+	case server.KindNotFound:
 		return &httpError{code: http.StatusNotFound, msg: res.Error}
+	case server.KindConflict:
+		return &httpError{code: http.StatusConflict, msg: res.Error}
 	}
 	return &httpError{code: http.StatusBadRequest, msg: res.Error}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/herd-cluster/herd/internal/spec"
 	"io"
 	"net/http"
 	"time"
@@ -239,6 +240,14 @@ func validateCommand(c *server.Command) error {
 		if c.Member == nil {
 			return errorf(http.StatusBadRequest, "command %s needs member", c.Op)
 		}
+	case server.OpServiceUpsert:
+		if c.Service == nil {
+			return errorf(http.StatusBadRequest, "command %s needs service", c.Op)
+		}
+		if err := spec.ValidateService(c.Service); err != nil {
+			return errorf(http.StatusBadRequest, "%v", err)
+		}
+	case server.OpServiceDelete, server.OpServiceDrain:
 	case server.OpKVDelete, server.OpKVDeleteCAS, server.OpKVDeleteTree, server.OpSessionDestroy,
 		server.OpSessionRenew, server.OpMemberDelete, server.OpClusterInit:
 	default:

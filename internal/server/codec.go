@@ -42,7 +42,7 @@ const (
 // EncodeCommand encodes c for forwarding and for the log.
 func EncodeCommand(c *Command) ([]byte, error) {
 	code, ok := opCodes[c.Op]
-	if !ok || c.Session != nil || c.Member != nil || (c.KV != nil && (c.KV.CreateIndex != 0 || c.KV.ModifyIndex != 0 || c.KV.LockIndex != 0)) {
+	if !ok || c.Session != nil || c.Member != nil || c.Service != nil || c.Drain || (c.KV != nil && (c.KV.CreateIndex != 0 || c.KV.ModifyIndex != 0 || c.KV.LockIndex != 0)) {
 		data, err := json.Marshal(c)
 		if err != nil {
 			return nil, fmt.Errorf("encoding command: %w", err)

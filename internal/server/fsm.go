@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/spec"
 	"github.com/herd-cluster/herd/internal/state"
 )
 
@@ -31,6 +32,9 @@ const (
 	OpMemberUpsert   Op = "member.upsert"
 	OpMemberDelete   Op = "member.delete"
 	OpClusterInit    Op = "cluster.init"
+	OpServiceUpsert  Op = "service.upsert"
+	OpServiceDelete  Op = "service.delete"
+	OpServiceDrain   Op = "service.drain"
 
 	// OpSessionRenew never enters the log: the leader resets the
 	// session's TTL timer. It travels the same forwarding path.
@@ -45,7 +49,10 @@ type Command struct {
 	CAS     uint64            `json:"cas,omitempty"`
 	Session *api.SessionEntry `json:"session,omitempty"`
 	Member  *api.Member       `json:"member,omitempty"`
+	Service *api.Service      `json:"service,omitempty"`
 	ID      string            `json:"id,omitempty"`
+	// Drain is the flag service.drain sets on backend Key of service ID.
+	Drain bool `json:"drain,omitempty"`
 }
 
 // Result is what applying a Command produced.
@@ -65,6 +72,7 @@ type Result struct {
 const (
 	KindInvalid  = "invalid"
 	KindNotFound = "not_found"
+	KindConflict = "conflict"
 )
 
 // fsm applies committed log entries to the state store.
@@ -230,6 +238,14 @@ func (f *fsm) apply(idx uint64, at time.Time, data []byte) *Result {
 		err = f.store.MemberDelete(idx, c.ID)
 	case OpClusterInit:
 		err = f.store.SetClusterID(idx, c.ID)
+	case OpServiceUpsert:
+		if err = f.checkService(c.Service); err == nil {
+			err = f.store.ServiceUpsert(idx, c.Service)
+		}
+	case OpServiceDelete:
+		err = f.store.ServiceDelete(idx, c.ID)
+	case OpServiceDrain:
+		err = f.store.ServiceSetDrain(idx, c.ID, c.Key, c.Drain)
 	default:
 		err = fmt.Errorf("unknown operation %q", c.Op)
 	}
@@ -237,11 +253,43 @@ func (f *fsm) apply(idx uint64, at time.Time, data []byte) *Result {
 		res.OK = false
 		res.Error = err.Error()
 		res.Kind = KindInvalid
-		if errors.Is(err, state.ErrNotFound) {
+		switch {
+		case errors.Is(err, state.ErrNotFound):
 			res.Kind = KindNotFound
+		case errors.Is(err, errConflict):
+			res.Kind = KindConflict
 		}
 	}
 	return res
+}
+
+// errConflict marks a service whose routes another service owns.
+var errConflict = errors.New("conflict")
+
+// checkService validates a service again where it is applied, and refuses
+// routes another service already has. Both depend only on the command
+// and the replicated state, so every replica decides alike.
+func (f *fsm) checkService(svc *api.Service) error {
+	if svc == nil {
+		return errors.New("service.upsert without a service")
+	}
+	if err := spec.ValidateService(svc); err != nil {
+		return err
+	}
+	_, all, err := f.store.ServiceList(nil)
+	if err != nil {
+		return err
+	}
+	others := make([]*api.Service, 0, len(all))
+	for _, e := range all {
+		if e.Name != svc.Name {
+			others = append(others, &e.Service)
+		}
+	}
+	if msg := spec.RoutesConflict(svc, others); msg != "" {
+		return fmt.Errorf("service %q: %s: %w", svc.Name, msg, errConflict)
+	}
+	return nil
 }
 
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {

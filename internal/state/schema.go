@@ -16,6 +16,7 @@ const (
 	tableMembers    = "members"
 	tableIndex      = "index"
 	tableMeta       = "meta"
+	tableServices   = "services"
 
 	// tableReaped is not a table but a row of the index table: the
 	// highest index of a reaped tombstone.
@@ -66,6 +67,12 @@ func schema() *memdb.DBSchema {
 		},
 		tableMembers: {
 			Name: tableMembers,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
+			},
+		},
+		tableServices: {
+			Name: tableServices,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
 			},

@@ -39,7 +39,7 @@ func (s *Store) Snapshot() *Snapshot {
 }
 
 // snapshotTables lists the tables in the order they are written.
-var snapshotTables = []string{tableMeta, tableIndex, tableMembers, tableSessions, tableKV, tableTombstones}
+var snapshotTables = []string{tableMeta, tableIndex, tableMembers, tableSessions, tableKV, tableTombstones, tableServices}
 
 // WriteTo streams the snapshot as JSON lines.
 func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
@@ -154,6 +154,8 @@ func newObject(table string) (any, error) {
 		return &indexEntry{}, nil
 	case tableMeta:
 		return &metaEntry{}, nil
+	case tableServices:
+		return &api.ServiceEntry{}, nil
 	}
 	return nil, fmt.Errorf("unknown table %q", table)
 }

@@ -67,7 +67,14 @@ func fillStore(t testing.TB, s *Store) uint64 {
 	must(s.KVDelete(23, "dir/y"))
 	must(s.MemberUpsert(24, &api.Member{Name: "n2", Addr: "10.0.0.2:7946", Status: api.MemberLeft, Role: "client",
 		APIAddr: "10.0.0.2:8500", Version: "1.2.4", StatusSince: time.Date(2024, 5, 7, 0, 0, 0, 0, time.UTC)}))
-	return 24
+	must(s.ServiceUpsert(25, &api.Service{Name: "web", Algorithm: "least_request", SlowStart: api.Duration(30 * time.Second),
+		Routes:      []api.Route{{Host: "*.example.com", PathPrefix: "/api"}},
+		Backends:    []api.Backend{{Address: "10.0.0.1:80", Weight: 3, Zone: "z1", Labels: map[string]string{"v": "2"}}, {Address: "10.0.0.2:80"}},
+		HealthCheck: &api.HealthCheck{Path: "/healthz", ExpectStatus: []int{200, 299}, Interval: api.Duration(time.Second)},
+		Retry:       &api.Retry{Attempts: 2, On: []string{"5xx"}}}))
+	must(s.ServiceUpsert(26, &api.Service{Name: "db", Protocol: "tcp", Routes: []api.Route{{Port: 5432}}}))
+	must(s.ServiceSetDrain(27, "web", "10.0.0.2:80", true))
+	return 27
 }
 
 func TestSnapshotRestoreRoundTrip(t *testing.T) {
@@ -132,6 +139,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 		{name: "KVGet missing", read: func(s *Store) (uint64, any) { return mustGet(t, s, "missing") }},
 		{name: "SessionList n1", read: func(s *Store) (uint64, any) { i, o, _ := s.SessionList(nil, "n1"); return i, o }},
 		{name: "Members", read: func(s *Store) (uint64, any) { i, o, _ := s.Members(nil); return i, o }},
+		{name: "ServiceList", read: func(s *Store) (uint64, any) { i, o, _ := s.ServiceList(nil); return i, o }},
 	}
 	for _, r := range reads {
 		t.Run(r.name, func(t *testing.T) {

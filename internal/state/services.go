@@ -1,0 +1,132 @@
+package state
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/herd-cluster/herd/api"
+)
+
+// ServiceUpsert stores svc at idx, replacing any service of that name
+// (the caller has validated it and checked its routes against the other
+// services). CreateIndex is kept on replace.
+func (s *Store) ServiceUpsert(idx uint64, svc *api.Service) error {
+	txn := s.writeTxn()
+	defer txn.Abort()
+	raw, err := txn.First(tableServices, "id", svc.Name)
+	if err != nil {
+		return fmt.Errorf("service upsert: %w", err)
+	}
+	e := &api.ServiceEntry{Service: *svc, CreateIndex: idx, ModifyIndex: idx}
+	e.Kind = ""
+	if raw != nil {
+		e.CreateIndex = raw.(*api.ServiceEntry).CreateIndex
+	}
+	if err := txn.Insert(tableServices, e); err != nil {
+		return fmt.Errorf("service upsert: %w", err)
+	}
+	if err := setIndex(txn, tableServices, idx); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// ServiceDelete removes a service at idx; ErrNotFound if there is none.
+func (s *Store) ServiceDelete(idx uint64, name string) error {
+	txn := s.writeTxn()
+	defer txn.Abort()
+	raw, err := txn.First(tableServices, "id", name)
+	if err != nil {
+		return fmt.Errorf("service delete: %w", err)
+	}
+	if raw == nil {
+		return fmt.Errorf("service %q: %w", name, ErrNotFound)
+	}
+	if err := txn.Delete(tableServices, raw); err != nil {
+		return fmt.Errorf("service delete: %w", err)
+	}
+	if err := setIndex(txn, tableServices, idx); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// ServiceSetDrain sets or clears the drain flag of one backend of a
+// service at idx; ErrNotFound if the service or backend does not exist.
+func (s *Store) ServiceSetDrain(idx uint64, name, addr string, drain bool) error {
+	txn := s.writeTxn()
+	defer txn.Abort()
+	raw, err := txn.First(tableServices, "id", name)
+	if err != nil {
+		return fmt.Errorf("service drain: %w", err)
+	}
+	if raw == nil {
+		return fmt.Errorf("service %q: %w", name, ErrNotFound)
+	}
+	old := raw.(*api.ServiceEntry)
+	e := *old
+	e.Backends = append([]api.Backend(nil), old.Backends...)
+	found := false
+	for i := range e.Backends {
+		if e.Backends[i].Address == addr {
+			e.Backends[i].Drain = drain
+			found = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("service %q has no backend %q: %w", name, addr, ErrNotFound)
+	}
+	e.ModifyIndex = idx
+	if err := txn.Insert(tableServices, &e); err != nil {
+		return fmt.Errorf("service drain: %w", err)
+	}
+	if err := setIndex(txn, tableServices, idx); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// ServiceGet returns one service (nil if absent) and the index to block on.
+func (s *Store) ServiceGet(ws memdb.WatchSet, name string) (uint64, *api.ServiceEntry, error) {
+	txn := s.readTxn()
+	idx, err := maxIndex(txn, ws, tableServices)
+	if err != nil {
+		return 0, nil, err
+	}
+	ch, raw, err := txn.FirstWatch(tableServices, "id", name)
+	if err != nil {
+		return 0, nil, fmt.Errorf("service get: %w", err)
+	}
+	if ws != nil {
+		ws.Add(ch)
+	}
+	if raw == nil {
+		return max(idx, 1), nil, nil
+	}
+	return max(idx, 1), raw.(*api.ServiceEntry), nil
+}
+
+// ServiceList returns every service sorted by name and the index to block on.
+func (s *Store) ServiceList(ws memdb.WatchSet) (uint64, []*api.ServiceEntry, error) {
+	txn := s.readTxn()
+	idx, err := maxIndex(txn, ws, tableServices)
+	if err != nil {
+		return 0, nil, err
+	}
+	it, err := txn.Get(tableServices, "id")
+	if err != nil {
+		return 0, nil, fmt.Errorf("service list: %w", err)
+	}
+	if ws != nil {
+		ws.Add(it.WatchCh())
+	}
+	var out []*api.ServiceEntry
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*api.ServiceEntry))
+	}
+	return max(idx, 1), out, nil
+}
