@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/herd
 PKGS    := ./...
 
-.PHONY: all build dev test fmt-check vet unit e2e bench-kv bench-detect bench-logstore bench clean
+.PHONY: all build dev test fmt-check vet unit e2e bench-kv bench-detect bench-logstore bench-gateway bench clean
 
 all: build
 
@@ -34,6 +34,10 @@ e2e:
 ## bench-kv: herd vs etcd 3.4, 3 members each on loopback (installs etcd from Debian).
 bench-kv:
 	bash scripts/bench-kv.sh
+
+## bench-gateway: the gateway vs HAProxy, nginx and Caddy (installs them from Debian), kill test, idle conns, 10k routes.
+bench-gateway:
+	bash scripts/bench-gateway.sh
 
 ## bench-detect: failure detection time, median of 10 kills.
 bench-detect:

@@ -27,6 +27,7 @@ import (
 
 	"github.com/herd-cluster/herd/api"
 	"github.com/herd-cluster/herd/internal/config"
+	"github.com/herd-cluster/herd/internal/gateway"
 	"github.com/herd-cluster/herd/internal/httpapi"
 	"github.com/herd-cluster/herd/internal/logging"
 	"github.com/herd-cluster/herd/internal/membership"
@@ -57,6 +58,10 @@ type Agent struct {
 
 	stopOnce sync.Once
 	stopErr  error
+
+	// gateway is the load-balancing gateway (nil when not configured).
+	gateway   *gateway.Gateway
+	accessLog *accessLogger
 }
 
 // New starts an agent. cfg must have been finalized (config.Finalize).
@@ -169,6 +174,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 		UI:          ui.Handler(),
 		EnableDebug: cfg.EnableDebug,
 		Logger:      a.logger.With("component", "http"),
+		Gateway:     a.gatewayServices,
 	})
 	a.httpSrv = &http.Server{
 		Handler:           handler,
@@ -194,8 +200,11 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 			_ = a.gossip.RetryJoin(ctx, withGossipPort(cfg.RetryJoin), cfg.RetryInterval.D(), cfg.RetryMaxInterval.D())
 		})
 	}
+	if err := a.startGateway(ctx); err != nil {
+		return nil, err
+	}
 	ok = true
-	a.logger.Info("agent started", "role", role, "api", "http://"+httpAddr, "ui", "http://"+httpAddr+"/ui/", "gossip", a.gossip.Addr(), "rpc", rpcAddr, "data_dir", a.dataDir)
+	a.logger.Info("agent started", "role", role, "api", "http://"+httpAddr, "ui", "http://"+httpAddr+"/ui/", "gossip", a.gossip.Addr(), "rpc", rpcAddr, "gateway", a.GatewayAddr(), "data_dir", a.dataDir)
 	return a, nil
 }
 
@@ -207,8 +216,45 @@ func (a *Agent) goFunc(f func()) {
 	}()
 }
 
+// gatewayServices reports the gateway's view for the API (nil: no gateway).
+func (a *Agent) gatewayServices() []api.GatewayService {
+	if a.gateway == nil {
+		return nil
+	}
+	return a.gateway.Services()
+}
+
+// GatewayAddr is the HTTP gateway's listener address, "" if none.
+func (a *Agent) GatewayAddr() string {
+	if a.gateway == nil {
+		return ""
+	}
+	return a.gateway.HTTPAddr()
+}
+
+// Gateway returns the gateway, nil when the agent runs none.
+func (a *Agent) Gateway() *gateway.Gateway { return a.gateway }
+
+// stopGateway drains the gateway: its listeners close and requests in
+// flight get up to gatewayDrain to finish.
+func (a *Agent) stopGateway() error {
+	if a.gateway == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), gatewayDrain)
+	defer cancel()
+	err := a.gateway.Stop(ctx)
+	a.accessLog.close()
+	return err
+}
+
+// gatewayDrain bounds how long stopping the agent waits for the gateway's
+// requests in flight.
+const gatewayDrain = 10 * time.Second
+
 // abort releases whatever New acquired before failing.
 func (a *Agent) abort() {
+	_ = a.stopGateway()
 	if a.httpLn != nil {
 		a.httpLn.Close()
 	}
@@ -336,6 +382,9 @@ func (a *Agent) Kill() error {
 
 func (a *Agent) stop() error {
 	var errs []error
+	if err := a.stopGateway(); err != nil {
+		errs = append(errs, fmt.Errorf("gateway: %w", err))
+	}
 	a.cancel()
 	_ = a.httpSrv.Close()
 	if a.server != nil {

@@ -1,0 +1,137 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/gateway"
+	"github.com/herd-cluster/herd/internal/proxy"
+	"github.com/herd-cluster/herd/internal/state"
+)
+
+// storeSource reads services from a server's own state store.
+type storeSource struct{ store *state.Store }
+
+func (s storeSource) Services(ctx context.Context, index uint64) ([]*api.ServiceEntry, uint64, error) {
+	for {
+		ws := memdb.NewWatchSet()
+		ws.Add(s.store.AbandonCh())
+		idx, list, err := s.store.ServiceList(ws)
+		if err != nil || idx != index {
+			return list, idx, err
+		}
+		if err := ws.WatchCtx(ctx); err != nil {
+			return nil, 0, err
+		}
+	}
+}
+
+// apiSource reads services through the agent's API (a client agent
+// forwards to a server), with stale blocking queries.
+type apiSource struct{ client *api.Client }
+
+func (s apiSource) Services(ctx context.Context, index uint64) ([]*api.ServiceEntry, uint64, error) {
+	list, meta, err := s.client.ServiceList(ctx, &api.QueryOptions{WaitIndex: index, Stale: true})
+	if err != nil {
+		return nil, 0, err
+	}
+	return list, meta.Index, nil
+}
+
+// accessLogger writes the gateway's access log as JSON lines.
+type accessLogger struct {
+	mu  sync.Mutex
+	w   io.Writer
+	enc *json.Encoder
+	c   io.Closer
+}
+
+func openAccessLog(dest string) (*accessLogger, error) {
+	switch dest {
+	case "":
+		return nil, nil
+	case "stdout":
+		return &accessLogger{w: os.Stdout, enc: json.NewEncoder(os.Stdout)}, nil
+	}
+	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("gateway access log (gateway.access_log): %w", err)
+	}
+	return &accessLogger{w: f, enc: json.NewEncoder(f), c: f}, nil
+}
+
+type accessRecord struct {
+	Time       string  `json:"time"`
+	Method     string  `json:"method"`
+	Host       string  `json:"host"`
+	Path       string  `json:"path"`
+	Status     int     `json:"status"`
+	Bytes      int64   `json:"bytes"`
+	DurationMS float64 `json:"duration_ms"`
+	Backend    string  `json:"backend,omitempty"`
+	Attempts   int     `json:"attempts"`
+	Retries    int     `json:"retries"`
+	Client     string  `json:"client"`
+	RequestID  string  `json:"request_id"`
+}
+
+func (l *accessLogger) log(e *proxy.AccessEntry) {
+	rec := accessRecord{
+		Time: e.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Method: e.Method, Host: e.Host, Path: e.Path,
+		Status: e.Status, Bytes: e.Bytes, DurationMS: float64(e.Duration.Microseconds()) / 1000,
+		Backend: e.Upstream, Attempts: e.Attempts, Retries: max(e.Attempts-1, 0), Client: e.RemoteAddr, RequestID: e.RequestID,
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_ = l.enc.Encode(rec)
+}
+
+func (l *accessLogger) close() {
+	if l != nil && l.c != nil {
+		l.c.Close()
+	}
+}
+
+// startGateway binds and starts the gateway when the config asks for one.
+func (a *Agent) startGateway(ctx context.Context) error {
+	gc := a.cfg.Gateway
+	if gc.HTTP == "" && len(gc.TCPPorts) == 0 {
+		return nil
+	}
+	var src gateway.Source
+	if a.server != nil {
+		src = storeSource{store: a.server.Store()}
+	} else {
+		c, err := api.NewClient("http://" + a.APIAddr())
+		if err != nil {
+			return err
+		}
+		src = apiSource{client: c}
+	}
+	al, err := openAccessLog(gc.AccessLog)
+	if err != nil {
+		return err
+	}
+	cfg := gateway.Config{
+		HTTP: gc.HTTP, TCPPorts: gc.TCPPorts, TCPHost: a.cfg.BindAddr, Zone: a.cfg.Zone, Source: src,
+		Logger: a.logger.With("component", "gateway"), Registerer: a.registry,
+	}
+	if al != nil {
+		cfg.AccessLog = al.log
+	}
+	g, err := gateway.New(cfg)
+	if err != nil {
+		al.close()
+		return err
+	}
+	a.gateway, a.accessLog = g, al
+	g.Start(ctx)
+	return nil
+}

@@ -1,0 +1,341 @@
+// Package gateway is herd's load-balancing front door: it watches the
+// cluster's services, keeps a routing table and per-service balancers,
+// health state and retry budgets, and serves HTTP (through the proxy
+// engine) and TCP listeners. A change of services swaps in a new routing
+// table atomically: no reload, no dropped connection.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/health"
+	"github.com/herd-cluster/herd/internal/proxy"
+	"github.com/herd-cluster/herd/internal/routing"
+)
+
+// Source delivers the cluster's services.
+type Source interface {
+	// Services returns the services once their index is above index
+	// (blocking until then, or until ctx ends), and their index.
+	Services(ctx context.Context, index uint64) ([]*api.ServiceEntry, uint64, error)
+}
+
+// Config configures a Gateway.
+type Config struct {
+	// HTTP is the address of the HTTP listener ("" = none).
+	HTTP string
+	// TCPPorts are the ports of TCP listeners, bound on TCPHost; TCP
+	// services route by these ports.
+	TCPPorts []int
+	TCPHost  string
+	// Zone is this agent's zone, for zone-aware balancing.
+	Zone string
+	// Source delivers the services.
+	Source Source
+	// Logger; nil discards. AccessLog, when set, receives every request.
+	Logger    *slog.Logger
+	AccessLog func(*proxy.AccessEntry)
+	// Registerer receives the metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Clock drives health checks; nil is the real clock.
+	Clock health.Clock
+	// ReadHeaderTimeout and IdleTimeout of client connections (defaults
+	// 10s and 60s).
+	ReadHeaderTimeout, IdleTimeout time.Duration
+}
+
+// Gateway is a running gateway.
+type Gateway struct {
+	cfg     Config
+	logger  *slog.Logger
+	clock   health.Clock
+	metrics *metrics
+
+	table atomic.Pointer[table]
+
+	// mu guards services (the runtimes by name) and index.
+	mu       sync.Mutex
+	services map[string]*service
+	index    uint64
+
+	httpLn  net.Listener
+	httpSrv *proxy.Server
+	tcpLns  []net.Listener
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	ready  chan struct{}
+}
+
+// table is one immutable routing snapshot.
+type table struct {
+	http *routing.Table[*service]
+}
+
+// New binds the gateway's listeners; Run serves them.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Source == nil {
+		return nil, errors.New("gateway: no service source")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = health.RealClock()
+	}
+	g := &Gateway{cfg: cfg, logger: cfg.Logger, clock: cfg.Clock, metrics: newMetrics(cfg.Registerer),
+		services: map[string]*service{}, ready: make(chan struct{})}
+	if cfg.HTTP != "" {
+		ln, err := net.Listen("tcp", cfg.HTTP)
+		if err != nil {
+			return nil, fmt.Errorf("gateway HTTP listener: %w", err)
+		}
+		g.httpLn = ln
+		g.httpSrv = proxy.NewServer(proxy.Config{
+			Director: g, Logger: cfg.Logger, AccessLog: cfg.AccessLog, ForwardedProto: "http",
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout,
+		})
+	}
+	for _, p := range cfg.TCPPorts {
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.TCPHost, strconv.Itoa(p)))
+		if err != nil {
+			g.closeListeners()
+			return nil, fmt.Errorf("gateway TCP listener on port %d: %w", p, err)
+		}
+		g.tcpLns = append(g.tcpLns, ln)
+	}
+	return g, nil
+}
+
+func (g *Gateway) closeListeners() {
+	if g.httpLn != nil {
+		g.httpLn.Close()
+	}
+	for _, ln := range g.tcpLns {
+		ln.Close()
+	}
+}
+
+// HTTPAddr is the bound HTTP listener's address ("" if none).
+func (g *Gateway) HTTPAddr() string {
+	if g.httpLn == nil {
+		return ""
+	}
+	return g.httpLn.Addr().String()
+}
+
+// TCPAddrs are the bound TCP listeners' addresses, in TCPPorts order.
+func (g *Gateway) TCPAddrs() []string {
+	out := make([]string, len(g.tcpLns))
+	for i, ln := range g.tcpLns {
+		out[i] = ln.Addr().String()
+	}
+	return out
+}
+
+// Start begins watching services and serving. Stop ends both.
+func (g *Gateway) Start(ctx context.Context) {
+	g.ctx, g.cancel = context.WithCancel(ctx)
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		g.watch()
+	}()
+	if g.httpSrv != nil {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := g.httpSrv.Serve(g.httpLn); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, proxy.ErrServerClosed) {
+				g.logger.Error("gateway: HTTP listener stopped", "err", err)
+			}
+		}()
+	}
+	for i, ln := range g.tcpLns {
+		port := g.cfg.TCPPorts[i]
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			g.serveTCP(ln, port)
+		}()
+	}
+}
+
+// Ready is closed once the first service list has been applied.
+func (g *Gateway) Ready() <-chan struct{} { return g.ready }
+
+// Stop drains the gateway: listeners close, requests in flight finish
+// (until ctx ends), health checks stop.
+func (g *Gateway) Stop(ctx context.Context) error {
+	var err error
+	if g.httpSrv != nil {
+		err = g.httpSrv.Shutdown(ctx)
+	}
+	g.closeListeners()
+	if g.cancel != nil {
+		g.cancel()
+	}
+	g.wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, s := range g.services {
+		s.stop(false)
+		for _, b := range s.order {
+			b.up.Close()
+		}
+	}
+	g.services = map[string]*service{}
+	return err
+}
+
+// watch applies the service list whenever it changes, until ctx ends.
+func (g *Gateway) watch() {
+	var index uint64
+	backoff := 100 * time.Millisecond
+	for g.ctx.Err() == nil {
+		list, idx, err := g.cfg.Source.Services(g.ctx, index)
+		if err != nil {
+			if g.ctx.Err() != nil {
+				return
+			}
+			g.logger.Warn("gateway: reading services failed; retrying", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-g.ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		if idx < index {
+			idx = 0 // the source was reset (a snapshot restore): read afresh
+		}
+		if idx != index || index == 0 {
+			g.apply(list, idx)
+		}
+		index = idx
+	}
+}
+
+// apply makes the gateway run exactly the given services.
+func (g *Gateway) apply(list []*api.ServiceEntry, idx uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	next := map[string]*service{}
+	var retired []*backend
+	var stopped []*service
+	for _, e := range list {
+		old := g.services[e.Name]
+		key := keyOf(e.Service)
+		if old != nil && old.rawKey == key {
+			next[e.Name] = old
+			continue
+		}
+		s, r := g.newService(g.ctx, e.Service, old)
+		s.rawKey = key
+		next[e.Name] = s
+		retired = append(retired, r...)
+		if old != nil {
+			old.stop(s.group == old.group)
+		}
+	}
+	for name, old := range g.services {
+		if next[name] == nil {
+			stopped = append(stopped, old)
+			retired = append(retired, old.order...)
+		}
+	}
+	var entries []routing.Entry[*service]
+	names := make([]string, 0, len(next))
+	for name := range next {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s := next[name]
+		for _, r := range s.spec.Routes {
+			if s.spec.Protocol == "tcp" {
+				entries = append(entries, routing.Entry[*service]{Port: r.Port, Value: s})
+				continue
+			}
+			entries = append(entries, routing.Entry[*service]{Host: r.Host, PathPrefix: r.PathPrefix, Value: s})
+		}
+	}
+	rt, err := routing.Build(entries)
+	if err != nil {
+		// The servers refuse conflicting routes; keep serving the old
+		// table rather than drop traffic.
+		g.logger.Error("gateway: routing table not updated", "err", err)
+		return
+	}
+	g.table.Store(&table{http: rt})
+	g.services = next
+	g.index = idx
+	for _, s := range stopped {
+		s.stop(false)
+		g.logger.Info("gateway: service removed", "service", s.spec.Name)
+	}
+	for _, b := range retired {
+		g.drain(b, next)
+	}
+	select {
+	case <-g.ready:
+	default:
+		close(g.ready)
+	}
+	g.logger.Debug("gateway: services applied", "services", len(next), "index", idx)
+}
+
+// drain lets a retired backend's requests finish, then closes its
+// connections, unless a current service still uses its upstream.
+func (g *Gateway) drain(b *backend, current map[string]*service) {
+	for _, s := range current {
+		if nb := s.backends[b.spec.Address]; nb != nil && nb.up == b.up {
+			return
+		}
+	}
+	timeout := b.drainTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		ctx, cancel := context.WithTimeout(g.ctx, timeout)
+		defer cancel()
+		if err := b.up.Drain(ctx); err != nil {
+			g.logger.Warn("gateway: backend drain cut short", "backend", b.spec.Address, "err", err)
+		}
+		b.up.Close()
+	}()
+}
+
+// Services reports every service as this gateway runs it.
+func (g *Gateway) Services() []api.GatewayService {
+	g.mu.Lock()
+	list := make([]*service, 0, len(g.services))
+	for _, s := range g.services {
+		list = append(list, s)
+	}
+	g.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool { return list[i].spec.Name < list[j].spec.Name })
+	now := g.clock.Now()
+	out := make([]api.GatewayService, 0, len(list))
+	for _, s := range list {
+		out = append(out, s.status(now))
+	}
+	return out
+}
