@@ -41,7 +41,8 @@ type CheckSpec struct {
 	// the next. Default 5s.
 	Interval time.Duration
 	// Timeout bounds one check (connect, request and response). Default
-	// 2s; must be less than Interval.
+	// 2s, or half the Interval when that is 2s or less; must be less than
+	// Interval.
 	Timeout time.Duration
 	// Jitter adds a random delay in [0, Jitter) to every Interval, so
 	// that a gateway's checks spread out. Default 0.
@@ -84,7 +85,11 @@ func (s CheckSpec) WithDefaults() CheckSpec {
 		s.Interval = DefaultCheckInterval
 	}
 	if s.Timeout == 0 {
+		// A short interval gets a timeout that fits in it.
 		s.Timeout = DefaultCheckTimeout
+		if s.Interval > 0 && s.Interval <= s.Timeout {
+			s.Timeout = s.Interval / 2
+		}
 	}
 	if s.Rise == 0 {
 		s.Rise = DefaultRise

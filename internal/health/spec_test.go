@@ -118,3 +118,18 @@ func TestOutlierSpecValidate(t *testing.T) {
 		})
 	}
 }
+
+// A short interval without a timeout gets one that fits in it, so
+// "interval: 1s" alone is a valid check.
+func TestShortIntervalGetsFittingTimeout(t *testing.T) {
+	s := CheckSpec{Interval: time.Second}.WithDefaults()
+	if s.Timeout != 500*time.Millisecond {
+		t.Fatalf("timeout %s, want 500ms", s.Timeout)
+	}
+	if err := (CheckSpec{Interval: time.Second}).Validate(); err != nil {
+		t.Fatalf("interval 1s alone: %v", err)
+	}
+	if s := (CheckSpec{}).WithDefaults(); s.Timeout != DefaultCheckTimeout {
+		t.Fatalf("default timeout %s", s.Timeout)
+	}
+}
