@@ -244,36 +244,7 @@ func TestKilledBackendUnderLoadFailsNoGET(t *testing.T) {
 	svc.HealthCheck = &api.HealthCheck{Path: "/", Interval: api.Duration(100 * time.Millisecond), Timeout: api.Duration(50 * time.Millisecond), Rise: 2, Fall: 2}
 	g := startGateway(t, newMemSource(svc))
 
-	var failed, ok atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				req, _ := http.NewRequest("GET", "http://"+g.HTTPAddr()+"/", nil)
-				req.Host = "web.test"
-				resp, err := client.Do(req)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-				} else {
-					ok.Add(1)
-				}
-			}
-		}()
-	}
+	stopLoad := startLoad(g, "web.test")
 	time.Sleep(300 * time.Millisecond)
 	b2.srv.CloseClientConnections()
 	b2.srv.Close()
@@ -297,13 +268,12 @@ func TestKilledBackendUnderLoadFailsNoGET(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d GETs failed while a backend died", failed.Load(), failed.Load()+ok.Load())
+	ok, failed := stopLoad()
+	if failed != 0 {
+		t.Fatalf("%d of %d GETs failed while a backend died", failed, failed+ok)
 	}
-	if ok.Load() < 50 {
-		t.Fatalf("only %d requests ran", ok.Load())
+	if ok < 50 {
+		t.Fatalf("only %d requests ran", ok)
 	}
 }
 
@@ -313,36 +283,7 @@ func TestConfigChangesUnderLoadFailNothing(t *testing.T) {
 	bs := []*backendServer{startBackend(t, "b1"), startBackend(t, "b2"), startBackend(t, "b3"), startBackend(t, "b4")}
 	src := newMemSource(webService(bs[0], bs[1]))
 	g := startGateway(t, src)
-	var failed, ok atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				req, _ := http.NewRequest("GET", "http://"+g.HTTPAddr()+"/", nil)
-				req.Host = "web.test"
-				resp, err := client.Do(req)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-				} else {
-					ok.Add(1)
-				}
-			}
-		}()
-	}
+	stopLoad := startLoad(g, "web.test")
 	steps := [][]*backendServer{{bs[0], bs[1], bs[2]}, {bs[2], bs[3]}, {bs[1]}, {bs[0], bs[1], bs[2], bs[3]}, {bs[3]}}
 	for i := range 20 {
 		svc := webService(steps[i%len(steps)]...)
@@ -355,13 +296,12 @@ func TestConfigChangesUnderLoadFailNothing(t *testing.T) {
 		src.set(svc)
 		time.Sleep(30 * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d requests failed during config changes", failed.Load(), failed.Load()+ok.Load())
+	ok, failed := stopLoad()
+	if failed != 0 {
+		t.Fatalf("%d of %d requests failed during config changes", failed, failed+ok)
 	}
-	if ok.Load() < 50 {
-		t.Fatalf("only %d requests ran", ok.Load())
+	if ok < 50 {
+		t.Fatalf("only %d requests ran", ok)
 	}
 }
 
@@ -420,6 +360,47 @@ func TestTCPRoute(t *testing.T) {
 	got, err := io.ReadAll(c)
 	if err != nil || string(got) != "ping" {
 		t.Fatalf("echo through the gateway: %q, %v", got, err)
+	}
+}
+
+// startLoad sends GETs for host through g from 4 goroutines until the
+// returned function is called; it reports the answers that were 200 and
+// those that were not (or failed).
+func startLoad(g *Gateway, host string) func() (ok, failed int64) {
+	var okN, failedN atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("GET", "http://"+g.HTTPAddr()+"/", nil)
+				req.Host = host
+				resp, err := client.Do(req)
+				if err != nil {
+					failedN.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failedN.Add(1)
+				} else {
+					okN.Add(1)
+				}
+			}
+		}()
+	}
+	return func() (int64, int64) {
+		close(stop)
+		wg.Wait()
+		return okN.Load(), failedN.Load()
 	}
 }
 
