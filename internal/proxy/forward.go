@@ -31,7 +31,7 @@ var (
 	reqIDCounter atomic.Uint64
 )
 
-// errClient marks a failure caused by the client while streaming its body.
+// clientError marks a failure caused by the client while streaming its body.
 type clientError struct{ err error }
 
 func (e *clientError) Error() string { return "client: " + e.err.Error() }
@@ -149,9 +149,15 @@ func (c *conn) handle() bool {
 	case out.Timeout:
 		status, msg = 504, "herd: backend "+out.Upstream.Addr()+" timed out"
 	case out.ConnectErr:
-		status, msg = 502, "herd: backend "+out.Upstream.Addr()+" refused the connection"
-		if errors.Is(out.Err, ErrMaxConns) || errors.Is(out.Err, ErrMaxRequests) {
+		switch {
+		case errors.Is(out.Err, ErrMaxConns), errors.Is(out.Err, ErrMaxRequests):
 			status, msg = 503, "herd: backend "+out.Upstream.Addr()+" overloaded ("+out.Err.Error()+")"
+		case errors.Is(out.Err, ErrUpstreamClosed):
+			status, msg = 502, "herd: backend "+out.Upstream.Addr()+" is unavailable (removed)"
+		case isTimeout(out.Err):
+			status, msg = 502, "herd: backend "+out.Upstream.Addr()+" did not accept the connection in time"
+		default:
+			status, msg = 502, "herd: backend "+out.Upstream.Addr()+" refused the connection"
 		}
 	default:
 		status, msg = 502, "herd: backend "+out.Upstream.Addr()+" failed"

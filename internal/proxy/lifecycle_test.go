@@ -121,7 +121,7 @@ func TestUpstreamDrain(t *testing.T) {
 	}
 	// New requests fail fast: the plan sees ConnectErr.
 	resp, body := c.roundTrip(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-	if resp.StatusCode != 502 || !strings.Contains(body, "refused") {
+	if resp.StatusCode != 502 || !strings.Contains(body, "unavailable") {
 		t.Fatalf("after close: %d %q", resp.StatusCode, body)
 	}
 }

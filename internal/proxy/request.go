@@ -138,7 +138,6 @@ var (
 	errNoHost         = &httpError{400, "missing Host header"}
 	errManyHosts      = &httpError{400, "multiple Host headers"}
 	errBadHost        = &httpError{400, "invalid Host header"}
-	errBadChunk       = &httpError{400, "malformed chunked body"}
 	errTooManyFields  = &httpError{431, "too many header fields"}
 )
 

@@ -47,6 +47,10 @@ func (c *conn) attempt(u *Upstream) (out Outcome, uc *upConn, cerr error) {
 	staleRetried := false
 	for {
 		c.up.Store(uc)
+		if rt := u.opts.ResponseTimeout; rt > 0 {
+			// The per-try timeout covers sending the request too.
+			uc.nc.SetDeadline(time.Now().Add(rt))
+		}
 		err, cerr = c.send(uc)
 		if cerr != nil {
 			c.putUp(uc, false)
@@ -55,9 +59,12 @@ func (c *conn) attempt(u *Upstream) (out Outcome, uc *upConn, cerr error) {
 			return out, nil, cerr
 		}
 		if err == nil {
-			err = c.readResponseHead(uc, u.opts.ResponseTimeout)
+			err = c.readResponseHead(uc)
 		}
 		if err == nil {
+			if u.opts.ResponseTimeout > 0 {
+				uc.nc.SetDeadline(time.Time{})
+			}
 			break
 		}
 		c.putUp(uc, false)
@@ -156,11 +163,7 @@ func (c *conn) send(uc *upConn) (err, cerr error) {
 
 // readResponseHead reads the final response header block (skipping 1xx
 // interim responses other than 101) into c.rhead and parses it.
-func (c *conn) readResponseHead(uc *upConn, timeout time.Duration) error {
-	if timeout > 0 {
-		uc.nc.SetReadDeadline(time.Now().Add(timeout))
-		defer uc.nc.SetReadDeadline(time.Time{})
-	}
+func (c *conn) readResponseHead(uc *upConn) error {
 	c.rgot = false
 	for {
 		if err := c.readRespBlock(uc.br); err != nil {
@@ -464,8 +467,7 @@ func (c *conn) forwardResponse(uc *upConn) (keep bool, n int64, err error) {
 			return false, n, fmt.Errorf("write to client: %w", err)
 		}
 		c.nc.SetReadDeadline(time.Time{})
-		in, out2, terr := pipe(c.nc, c.br, uc.nc, uc.br, c.s.cfg.IdleTimeout)
-		_ = in
+		_, out2, terr := pipe(c.nc, c.br, uc.nc, uc.br, c.s.cfg.IdleTimeout)
 		c.putUp(uc, false)
 		u.end()
 		return false, n + out2, terr

@@ -258,7 +258,6 @@ type conn struct {
 var connPool = sync.Pool{New: func() any {
 	return &conn{
 		br:   bufio.NewReaderSize(nil, 4096),
-		bw:   bufio.NewWriterSize(nil, 4096),
 		head: make([]byte, 0, 1024),
 		out:  make([]byte, 0, 1024),
 	}
@@ -269,6 +268,7 @@ var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 409
 func (c *conn) init(s *Server, nc net.Conn) {
 	c.s, c.nc = s, nc
 	c.br.Reset(nc)
+	c.bw = writerPool.Get().(*bufio.Writer)
 	c.bw.Reset(nc)
 	c.state.Store(stateActive)
 	c.remoteAddr = nc.RemoteAddr().String()
@@ -289,7 +289,11 @@ func (c *conn) init(s *Server, nc net.Conn) {
 func (c *conn) release() {
 	c.s, c.nc = nil, nil
 	c.br.Reset(nil)
-	c.bw.Reset(nil)
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+		c.bw = nil
+	}
 	c.req = Request{fields: c.req.fields[:0], connTok: c.req.connTok[:0]}
 	if cap(c.body) > 256<<10 {
 		c.body = nil
