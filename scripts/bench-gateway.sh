@@ -24,6 +24,7 @@
 #
 # Environment (defaults in brackets):
 #   ROUNDS [2]  DURATION [10]  PROXY_GOMAXPROCS []  (passed to lb-compare.sh; see its README)
+#   SKIP_COMPARE [0]  1 runs only steps 4-6
 #   IDLE_CONNS [10000]  KILL_DURATION [10]  LB_HARNESS [$REPO_ROOT/../shared/bench]
 #   RESULTS_DIR [/tmp/herd-bench/gateway-<timestamp>]  HERD_SRC [worktree]  (worktree or head)
 set -u -o pipefail
@@ -98,10 +99,13 @@ for _ in $(seq 100); do curl -fs "http://127.0.0.1:$api/v1/status/leader" >/dev/
 wait $agent
 '
 
-log ""
-log "--- side by side: $LB_HARNESS/lb-compare.sh, ROUNDS=$ROUNDS DURATION=$DURATION ---"
-PROXY_CMD="$HERD_CMD" PROXY_NAME=herd ROUNDS=$ROUNDS DURATION=$DURATION \
-  bash "$LB_HARNESS/lb-compare.sh" 2>>"$LOG" | tee -a "$LOG" "$RESULTS_DIR/compare.txt"
+: >"$RESULTS_DIR/compare.txt"
+if [[ ${SKIP_COMPARE:-0} != 1 ]]; then
+  log ""
+  log "--- side by side: $LB_HARNESS/lb-compare.sh, ROUNDS=$ROUNDS DURATION=$DURATION ---"
+  PROXY_CMD="$HERD_CMD" PROXY_NAME=herd ROUNDS=$ROUNDS DURATION=$DURATION \
+    bash "$LB_HARNESS/lb-compare.sh" 2>>"$LOG" | tee -a "$LOG" "$RESULTS_DIR/compare.txt"
+fi
 
 # ---- kill test and idle connections: herd alone ----
 BPORTS=(18181 18182 18183)
@@ -131,15 +135,18 @@ for _ in $(seq 50); do curl -fs "http://127.0.0.1:$GW/" >/dev/null && break; nap
 
 log ""
 log "--- kill test: wrk -t2 -c64 -d${KILL_DURATION}s through herd; backend b1 is SIGKILLed after $((KILL_DURATION / 2))s ---"
-(sleep $((KILL_DURATION / 2)); kill -KILL "${PIDS[1]}") &
+(sleep $((KILL_DURATION / 2)); kill -KILL -- "-${PIDS[1]}") &
+killer=$!
 wrk -t2 -c64 -d"${KILL_DURATION}s" --latency "http://127.0.0.1:$GW/" >"$WORK/kill.out" 2>&1
-wait
+wait "$killer"
 tee -a "$LOG" <"$WORK/kill.out"
 reqs=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$WORK/kill.out")
 non2xx=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\)/\1/p' "$WORK/kill.out"); non2xx=${non2xx:-0}
 sockerr=$(sed -n 's/^ *Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\)/\1 \2 \3 \4/p' "$WORK/kill.out" | awk '{print $1+$2+$3+$4}'); sockerr=${sockerr:-0}
 KILL_LINE="RESULT test=kill requests=$reqs non_2xx=$non2xx socket_errors=$sockerr"
 log "$KILL_LINE"
+log "herd's counters after the kill test:"
+curl -fs "http://127.0.0.1:$API/v1/metrics" | grep -E '^herd_gateway_(retries|retry_budget_exhausted|failed_requests|no_backend|backend_connect_errors|ejections)_total' | tee -a "$LOG"
 
 log ""
 log "--- idle connections: $IDLE_CONNS keep-alive client connections through herd ---"

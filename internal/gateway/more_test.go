@@ -19,37 +19,53 @@ import (
 )
 
 func TestRetryBudgetCapsRetries(t *testing.T) {
-	var b retryBudget
+	sec := int64(1000)
+	b := retryBudget{now: func() int64 { return sec }}
 	b.init(20)
-	spent := 0
-	for range 3 {
-		if b.spend() {
-			spent++
+	drain := func() int {
+		n := 0
+		for b.spend() {
+			n++
 		}
+		return n
 	}
-	if spent != 3 || b.spend() {
-		t.Fatalf("a fresh budget allowed %d retries then more; want 3", spent)
+	if n := drain(); n != 3 {
+		t.Fatalf("a fresh budget allowed %d retries; want 3", n)
 	}
-	// 100 requests earn 20 retries, but at most savedRetries are kept.
+	// 100 requests earn 20 retries, but at a low rate at most
+	// savedRetries are kept.
 	for range 100 {
 		b.request()
 	}
-	spent = 0
-	for b.spend() {
-		spent++
-	}
-	if spent != savedRetries {
-		t.Fatalf("after 100 requests the budget allowed %d retries, want %d (the cap)", spent, savedRetries)
+	if n := drain(); n != savedRetries {
+		t.Fatalf("after 100 requests the budget allowed %d retries, want %d (the cap)", n, savedRetries)
 	}
 	for range 10 {
 		b.request()
 	}
-	spent = 0
-	for b.spend() {
-		spent++
+	if n := drain(); n != 2 {
+		t.Fatalf("10 requests at 20%% earned %d retries, want 2", n)
 	}
-	if spent != 2 {
-		t.Fatalf("10 requests at 20%% earned %d retries, want 2", spent)
+	// A busy second (1,000 requests) raises the ceiling for the next one
+	// to that second's earnings: 200 retries can be saved.
+	sec++
+	for range 1000 {
+		b.request()
+	}
+	sec++
+	for range 1000 {
+		b.request()
+	}
+	if n := drain(); n != 200 {
+		t.Fatalf("after a busy second the budget held %d retries, want 200", n)
+	}
+	// After a quiet spell the ceiling falls back.
+	sec += 5
+	for range 1000 {
+		b.request()
+	}
+	if n := drain(); n != savedRetries {
+		t.Fatalf("after a quiet spell the budget held %d retries, want %d", n, savedRetries)
 	}
 }
 

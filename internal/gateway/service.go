@@ -272,27 +272,46 @@ func (s *service) status(now time.Time) api.GatewayService {
 }
 
 // retryBudget allows retries up to a percentage of requests: every
-// request earns percent/100 of a retry, every retry spends one, and at
-// most a burst of savedRetries can be saved up.
+// request earns percent/100 of a retry and every retry spends one. Unspent
+// retries are saved up to a ceiling of one second's earnings at the last
+// second's request rate (at least savedRetries), so that the burst of
+// retries when a busy backend dies fits, while retries stay at most the
+// percentage of the load over time.
 type retryBudget struct {
 	milli   atomic.Int64 // thousandths of a retry
 	earn    int64
-	ceiling int64
+	ceiling atomic.Int64
+	// second is the current one-second window (Unix seconds) and count
+	// the requests seen in it.
+	second atomic.Int64
+	count  atomic.Int64
+	now    func() int64 // Unix seconds; tests replace it
 }
 
 const savedRetries = 10
 
 func (b *retryBudget) init(percent int) {
 	b.earn = int64(percent) * 10
-	b.ceiling = savedRetries * 1000
+	b.ceiling.Store(savedRetries * 1000)
 	b.milli.Store(3 * 1000) // a few retries are allowed from the start
+	if b.now == nil {
+		b.now = func() int64 { return time.Now().Unix() }
+	}
 }
 
 func (b *retryBudget) request() {
 	if b.earn == 0 {
 		return
 	}
-	if v := b.milli.Load(); v < b.ceiling {
+	if now, sec := b.now(), b.second.Load(); now != sec && b.second.CompareAndSwap(sec, now) {
+		n := b.count.Swap(0)
+		if now != sec+1 {
+			n = 0 // a quiet second or more passed
+		}
+		b.ceiling.Store(max(savedRetries*1000, n*b.earn))
+	}
+	b.count.Add(1)
+	if b.milli.Load() < b.ceiling.Load() {
 		b.milli.Add(b.earn)
 	}
 }
