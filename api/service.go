@@ -55,6 +55,11 @@ type Service struct {
 	// Protocol is "http" (the default) or "tcp". HTTP services are routed
 	// by host and path; TCP services by listener port.
 	Protocol string `json:"protocol,omitempty" yaml:"protocol"`
+	// BackendProtocol is how the gateway speaks to the backends of an
+	// HTTP service: "http1" (the default; HTTP/1.1) or "h2c" (HTTP/2
+	// without TLS, as gRPC servers do). An h2c service is reachable from
+	// HTTP/2 clients only (TLS with ALPN h2, or h2c prior knowledge).
+	BackendProtocol string `json:"backend_protocol,omitempty" yaml:"backend_protocol"`
 	// Routes say which traffic reaches the service.
 	Routes []Route `json:"routes,omitempty" yaml:"routes"`
 	// Backends are the servers that receive it.

@@ -39,6 +39,7 @@ func newAgentCmd() *cobra.Command {
 		debug    bool
 
 		gwHTTP    string
+		gwHTTPS   string
 		gwTCP     []int
 		accessLog string
 	)
@@ -89,6 +90,7 @@ Examples:
 			set("dead-server-cleanup", func() { cfg.DeadServerCleanup = config.Duration(cleanup) })
 			set("enable-debug", func() { cfg.EnableDebug = debug })
 			set("gateway-http", func() { cfg.Gateway.HTTP = gwHTTP })
+			set("gateway-https", func() { cfg.Gateway.HTTPS = gwHTTPS })
 			set("gateway-tcp-port", func() { cfg.Gateway.TCPPorts = gwTCP })
 			set("access-log", func() { cfg.Gateway.AccessLog = accessLog })
 			cfg.Dev = dev
@@ -119,6 +121,7 @@ Examples:
 	f.DurationVar(&cleanup, "dead-server-cleanup", 30*time.Second, "remove a server from Raft after it has been failed this long")
 	f.BoolVar(&debug, "enable-debug", false, "serve Go's profiler at /debug/pprof/ on the HTTP API")
 	f.StringVar(&gwHTTP, "gateway-http", "", "run the HTTP gateway on this host:port (default: off; 127.0.0.1:7780 with --dev)")
+	f.StringVar(&gwHTTPS, "gateway-https", "", "run the HTTPS gateway (HTTP/2 and HTTP/1.1, certificates by SNI) on this host:port (default: off)")
 	f.IntSliceVar(&gwTCP, "gateway-tcp-port", nil, "run a TCP gateway listener on this port, for tcp services (repeatable)")
 	f.StringVar(&accessLog, "access-log", "", "write the gateway's JSON access log to stdout or to this file (default: none)")
 	return cmd

@@ -25,6 +25,8 @@ func TestAgentRefusesBadConfiguration(t *testing.T) {
 		{name: "wrong type", args: []string{"agent", "--config", write("type.yaml", "ports:\n  http: eighty\n")}, code: 1, want: []string{"ports.http", "integer"}},
 		{name: "invalid address", args: []string{"agent", "--config", write("addr.yaml", "node_name: a\ndata_dir: /tmp/x\nbind_addr: 300.1.1.1\n")}, code: 1, want: []string{"bind_addr", "300.1.1.1"}},
 		{name: "invalid join address", args: []string{"agent", "--dev", "--retry-join", "host:99999"}, code: 1, want: []string{"retry_join[0]", "invalid port"}},
+		{name: "invalid gateway https address", args: []string{"agent", "--dev", "--gateway-https", "localhost:8443"}, code: 1, want: []string{"gateway.https", "IP address"}},
+		{name: "missing certificate file", args: []string{"agent", "--dev", "--config", write("tls.yaml", "gateway:\n  https: 127.0.0.1:18443\n  tls:\n    - cert_file: "+filepath.Join(dir, "nope.crt")+"\n      key_file: "+filepath.Join(dir, "nope.key")+"\n")}, code: 1, want: []string{"gateway.tls[0].cert_file", "nope.crt"}},
 		{name: "missing data dir", args: []string{"agent", "--node", "a"}, code: 1, want: []string{"data_dir", "required"}},
 		{name: "missing config file", args: []string{"agent", "--config", filepath.Join(dir, "nope.yaml")}, code: 1, want: []string{"nope.yaml"}},
 		{name: "unknown flag", args: []string{"agent", "--devv"}, code: 2, want: []string{"unknown flag", "Usage:"}},

@@ -60,7 +60,9 @@ type Agent struct {
 	stopErr  error
 
 	// gateway is the load-balancing gateway (nil when not configured).
-	gateway   *gateway.Gateway
+	gateway *gateway.Gateway
+	// tlsCerts are the gateway's certificate files, checked at start.
+	tlsCerts  []gateway.CertFile
 	accessLog *accessLogger
 }
 
@@ -79,6 +81,10 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 		}
 	}()
 
+	// Certificate files are checked before anything is bound or locked.
+	if a.tlsCerts, err = checkTLSFiles(cfg.Gateway.TLS); err != nil {
+		return nil, err
+	}
 	a.dataDir = cfg.DataDir
 	if a.dataDir == "" && cfg.Dev {
 		dir, err := os.MkdirTemp("", "herd-dev-")

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/config"
 	"github.com/herd-cluster/herd/internal/gateway"
 	"github.com/herd-cluster/herd/internal/proxy"
 	"github.com/herd-cluster/herd/internal/state"
@@ -33,6 +34,21 @@ func (s storeSource) Services(ctx context.Context, index uint64) ([]*api.Service
 	}
 }
 
+// KVList follows the KV pairs under prefix in the server's own store.
+func (s storeSource) KVList(ctx context.Context, prefix string, index uint64) ([]*api.KVPair, uint64, error) {
+	for {
+		ws := memdb.NewWatchSet()
+		ws.Add(s.store.AbandonCh())
+		idx, list, err := s.store.KVList(ws, prefix)
+		if err != nil || idx != index {
+			return list, idx, err
+		}
+		if err := ws.WatchCtx(ctx); err != nil {
+			return nil, 0, err
+		}
+	}
+}
+
 // apiSource reads services through the agent's API (a client agent
 // forwards to a server), with stale blocking queries.
 type apiSource struct{ client *api.Client }
@@ -43,6 +59,34 @@ func (s apiSource) Services(ctx context.Context, index uint64) ([]*api.ServiceEn
 		return nil, 0, err
 	}
 	return list, meta.Index, nil
+}
+
+// KVList follows the KV pairs under prefix through the agent's API.
+func (s apiSource) KVList(ctx context.Context, prefix string, index uint64) ([]*api.KVPair, uint64, error) {
+	list, meta, err := s.client.KVList(ctx, prefix, &api.QueryOptions{WaitIndex: index, Stale: true})
+	if err != nil {
+		return nil, 0, err
+	}
+	return list, meta.Index, nil
+}
+
+// checkTLSFiles loads every configured certificate once, so that a bad
+// one stops the agent with the field named.
+func checkTLSFiles(certs []config.TLSCert) ([]gateway.CertFile, error) {
+	var out []gateway.CertFile
+	for i, c := range certs {
+		for _, f := range []struct{ field, path string }{{"cert_file", c.CertFile}, {"key_file", c.KeyFile}} {
+			if _, err := os.Stat(f.path); err != nil {
+				return nil, fmt.Errorf("gateway.tls[%d].%s: %w", i, f.field, err)
+			}
+		}
+		cf := gateway.CertFile{CertFile: c.CertFile, KeyFile: c.KeyFile}
+		if _, err := gateway.LoadCertFile(cf); err != nil {
+			return nil, fmt.Errorf("gateway.tls[%d]: %w", i, err)
+		}
+		out = append(out, cf)
+	}
+	return out, nil
 }
 
 // accessLogger writes the gateway's access log as JSON lines.
@@ -102,10 +146,13 @@ func (l *accessLogger) close() {
 // startGateway binds and starts the gateway when the config asks for one.
 func (a *Agent) startGateway(ctx context.Context) error {
 	gc := a.cfg.Gateway
-	if gc.HTTP == "" && len(gc.TCPPorts) == 0 {
+	if gc.HTTP == "" && gc.HTTPS == "" && len(gc.TCPPorts) == 0 {
 		return nil
 	}
-	var src gateway.Source
+	var src interface {
+		gateway.Source
+		gateway.KVSource
+	}
 	if a.server != nil {
 		src = storeSource{store: a.server.Store()}
 	} else {
@@ -121,6 +168,7 @@ func (a *Agent) startGateway(ctx context.Context) error {
 	}
 	cfg := gateway.Config{
 		HTTP: gc.HTTP, TCPPorts: gc.TCPPorts, TCPHost: a.cfg.BindAddr, Zone: a.cfg.Zone, Source: src,
+		HTTPS: gc.HTTPS, TLSCerts: a.tlsCerts, KV: src, TLSKVPrefix: gc.TLSKVPrefix,
 		Logger: a.logger.With("component", "gateway"), Registerer: a.registry,
 	}
 	if al != nil {

@@ -63,12 +63,32 @@ type Gateway struct {
 	// HTTP is the HTTP listener's address, host:port (":8080" binds every
 	// address). Empty: no HTTP gateway.
 	HTTP string `yaml:"http"`
+	// HTTPS is the TLS listener's address, host:port. It offers HTTP/2
+	// and HTTP/1.1 (ALPN) and picks the certificate by SNI. Empty: none.
+	HTTPS string `yaml:"https"`
+	// TLS lists certificate files for HTTPS, re-read when they change.
+	TLS []TLSCert `yaml:"tls"`
+	// TLSKVPrefix is where HTTPS certificates are kept in the KV store:
+	// every key under it whose value is a PEM certificate chain followed
+	// by its PEM private key. Default "herd/tls/".
+	TLSKVPrefix string `yaml:"tls_kv_prefix"`
 	// TCPPorts are ports for TCP services' listeners, bound on bind_addr.
 	TCPPorts []int `yaml:"tcp_ports"`
 	// AccessLog is where the JSON access log goes: "" (none), "stdout",
 	// or a file path (appended to).
 	AccessLog string `yaml:"access_log"`
 }
+
+// TLSCert is a certificate for the gateway's HTTPS listener: PEM files
+// holding the certificate chain and its private key.
+type TLSCert struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// DefaultTLSKVPrefix is where the gateway looks for certificates in the KV
+// store.
+const DefaultTLSKVPrefix = "herd/tls/"
 
 // Config is the whole agent configuration.
 type Config struct {
@@ -151,6 +171,7 @@ func Default() Config {
 		DeadServerCleanup: Duration(30 * time.Second),
 		LogLevel:          "info",
 		LogFormat:         "text",
+		Gateway:           Gateway{TLSKVPrefix: DefaultTLSKVPrefix},
 		Raft: Raft{
 			HeartbeatTimeout:   Duration(500 * time.Millisecond),
 			ElectionTimeout:    Duration(500 * time.Millisecond),
@@ -309,6 +330,24 @@ func (c *Config) Validate() error {
 	if c.Gateway.HTTP != "" {
 		if err := checkListenAddr(c.Gateway.HTTP, c.Ephemeral); err != nil {
 			add(fieldErr("gateway.http", "%v", err))
+		}
+	}
+	if c.Gateway.HTTPS != "" {
+		if err := checkListenAddr(c.Gateway.HTTPS, c.Ephemeral); err != nil {
+			add(fieldErr("gateway.https", "%v", err))
+		} else if c.Gateway.HTTPS == c.Gateway.HTTP {
+			add(fieldErr("gateway.https", "%q is also gateway.http", c.Gateway.HTTPS))
+		}
+	}
+	if len(c.Gateway.TLS) > 0 && c.Gateway.HTTPS == "" {
+		add(fieldErr("gateway.tls", "certificates need an HTTPS listener (gateway.https)"))
+	}
+	for i, tc := range c.Gateway.TLS {
+		if tc.CertFile == "" {
+			add(fieldErr(fmt.Sprintf("gateway.tls[%d].cert_file", i), "required"))
+		}
+		if tc.KeyFile == "" {
+			add(fieldErr(fmt.Sprintf("gateway.tls[%d].key_file", i), "required"))
 		}
 	}
 	seen := map[int]bool{}

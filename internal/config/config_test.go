@@ -81,6 +81,18 @@ func TestValidateErrors(t *testing.T) {
 		{"gateway http not host:port", func(c *Config) { c.Gateway.HTTP = "8080" }, "gateway.http", "not host:port"},
 		{"gateway http on a name", func(c *Config) { c.Gateway.HTTP = "localhost:8080" }, "gateway.http", "IP address"},
 		{"gateway http bad port", func(c *Config) { c.Gateway.HTTP = ":99999" }, "gateway.http", "invalid port"},
+		{"gateway https not host:port", func(c *Config) { c.Gateway.HTTPS = "8443" }, "gateway.https", "not host:port"},
+		{"gateway https on a name", func(c *Config) { c.Gateway.HTTPS = "localhost:8443" }, "gateway.https", "IP address"},
+		{"gateway https same as http", func(c *Config) { c.Gateway.HTTP, c.Gateway.HTTPS = ":8080", ":8080" }, "gateway.https", "also gateway.http"},
+		{"gateway tls without https", func(c *Config) { c.Gateway.TLS = []TLSCert{{CertFile: "a", KeyFile: "b"}} }, "gateway.tls", "need an HTTPS listener"},
+		{"gateway tls cert file missing", func(c *Config) {
+			c.Gateway.HTTPS = ":8443"
+			c.Gateway.TLS = []TLSCert{{KeyFile: "b"}}
+		}, "gateway.tls[0].cert_file", "required"},
+		{"gateway tls key file missing", func(c *Config) {
+			c.Gateway.HTTPS = ":8443"
+			c.Gateway.TLS = []TLSCert{{CertFile: "a"}, {CertFile: "a"}}
+		}, "gateway.tls[1].key_file", "required"},
 		{"gateway tcp port zero", func(c *Config) { c.Gateway.TCPPorts = []int{0} }, "gateway.tcp_ports[0]", "not a valid port"},
 		{"gateway tcp port twice", func(c *Config) { c.Gateway.TCPPorts = []int{5432, 5432} }, "gateway.tcp_ports[1]", "listed twice"},
 		{"retry max below interval", func(c *Config) { c.RetryMaxInterval = Duration(time.Millisecond) }, "retry_max_interval", "at least retry_interval"},

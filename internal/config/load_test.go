@@ -49,6 +49,11 @@ raft:
   trailing_logs: 20480
 gateway:
   http: 0.0.0.0:8080
+  https: 0.0.0.0:8443
+  tls:
+    - cert_file: /etc/herd/tls/example.crt
+      key_file: /etc/herd/tls/example.key
+  tls_kv_prefix: certs/
   tcp_ports: [5432, 6379]
   access_log: stdout
 `
@@ -79,7 +84,9 @@ func fullConfig() Config {
 			SnapshotInterval:   Duration(150 * time.Second),
 			TrailingLogs:       20480,
 		},
-		Gateway: Gateway{HTTP: "0.0.0.0:8080", TCPPorts: []int{5432, 6379}, AccessLog: "stdout"},
+		Gateway: Gateway{HTTP: "0.0.0.0:8080", HTTPS: "0.0.0.0:8443", TLSKVPrefix: "certs/",
+			TLS:      []TLSCert{{CertFile: "/etc/herd/tls/example.crt", KeyFile: "/etc/herd/tls/example.key"}},
+			TCPPorts: []int{5432, 6379}, AccessLog: "stdout"},
 	}
 }
 

@@ -7,6 +7,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http2"
 
 	"github.com/herd-cluster/herd/api"
 	"github.com/herd-cluster/herd/internal/health"
@@ -34,8 +36,25 @@ type Source interface {
 
 // Config configures a Gateway.
 type Config struct {
-	// HTTP is the address of the HTTP listener ("" = none).
+	// HTTP is the address of the HTTP listener ("" = none). It serves
+	// HTTP/1.x and HTTP/2 with prior knowledge (h2c).
 	HTTP string
+	// HTTPS is the address of the TLS listener ("" = none). It offers h2
+	// and http/1.1 by ALPN and picks the certificate by SNI.
+	HTTPS string
+	// TLSCerts are certificate files for HTTPS, re-read when their
+	// modification time changes. The first certificate (files first, then
+	// KV keys in order) is the default for unknown or missing names.
+	TLSCerts []CertFile
+	// KV and TLSKVPrefix: every KV pair under the prefix whose value is a
+	// PEM certificate chain followed by its PEM private key is a
+	// certificate too, followed with blocking queries. Nil KV or an empty
+	// prefix: none.
+	KV          KVSource
+	TLSKVPrefix string
+	// TLSReloadInterval is how often the certificate files are checked;
+	// default 2s. TLSHandshakeTimeout bounds a TLS handshake; default 10s.
+	TLSReloadInterval, TLSHandshakeTimeout time.Duration
 	// TCPPorts are the ports of TCP listeners, bound on TCPHost; TCP
 	// services route by these ports.
 	TCPPorts []int
@@ -74,6 +93,15 @@ type Gateway struct {
 	httpSrv *proxy.Server
 	tcpLns  []net.Listener
 
+	// HTTPS: the listener, the engine for its HTTP/1.1 connections, the
+	// certificates.
+	httpsLn  net.Listener
+	httpsSrv *proxy.Server
+	certs    *certStore
+	tlsConf  *tls.Config
+	// h2 serves HTTP/2 clients (TLS h2 and h2c).
+	h2 *h2Conns
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -96,17 +124,49 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = health.RealClock()
 	}
+	if cfg.TLSReloadInterval <= 0 {
+		cfg.TLSReloadInterval = 2 * time.Second
+	}
+	if cfg.TLSHandshakeTimeout <= 0 {
+		cfg.TLSHandshakeTimeout = 10 * time.Second
+	}
+	idle := cfg.IdleTimeout
+	if idle <= 0 {
+		idle = 60 * time.Second
+	}
 	g := &Gateway{cfg: cfg, logger: cfg.Logger, clock: cfg.Clock, metrics: newMetrics(cfg.Registerer),
-		services: map[string]*service{}, ready: make(chan struct{})}
+		services: map[string]*service{}, ready: make(chan struct{}), h2: newH2Conns(idle)}
+	if cfg.HTTPS != "" {
+		certs, err := newCertStore(cfg.TLSCerts, cfg.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("gateway HTTPS: %w", err)
+		}
+		ln, err := net.Listen("tcp", cfg.HTTPS)
+		if err != nil {
+			return nil, fmt.Errorf("gateway HTTPS listener: %w", err)
+		}
+		g.certs, g.httpsLn = certs, ln
+		g.tlsConf = &tls.Config{
+			GetCertificate: certs.getCertificate,
+			NextProtos:     []string{http2.NextProtoTLS, "http/1.1"},
+			MinVersion:     tls.VersionTLS12,
+		}
+		g.httpsSrv = proxy.NewServer(proxy.Config{
+			Director: g, Logger: cfg.Logger, AccessLog: cfg.AccessLog, ForwardedProto: "https",
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout,
+		})
+	}
 	if cfg.HTTP != "" {
 		ln, err := net.Listen("tcp", cfg.HTTP)
 		if err != nil {
+			g.closeListeners()
 			return nil, fmt.Errorf("gateway HTTP listener: %w", err)
 		}
 		g.httpLn = ln
 		g.httpSrv = proxy.NewServer(proxy.Config{
 			Director: g, Logger: cfg.Logger, AccessLog: cfg.AccessLog, ForwardedProto: "http",
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout,
+			H2C: g.serveH2C,
 		})
 	}
 	for _, p := range cfg.TCPPorts {
@@ -123,6 +183,9 @@ func New(cfg Config) (*Gateway, error) {
 func (g *Gateway) closeListeners() {
 	if g.httpLn != nil {
 		g.httpLn.Close()
+	}
+	if g.httpsLn != nil {
+		g.httpsLn.Close()
 	}
 	for _, ln := range g.tcpLns {
 		ln.Close()
@@ -163,6 +226,24 @@ func (g *Gateway) Start(ctx context.Context) {
 			}
 		}()
 	}
+	if g.httpsLn != nil {
+		g.wg.Add(2)
+		go func() {
+			defer g.wg.Done()
+			g.serveHTTPS(g.httpsLn)
+		}()
+		go func() {
+			defer g.wg.Done()
+			g.certs.watchFiles(g.ctx, g.cfg.TLSReloadInterval)
+		}()
+		if g.cfg.KV != nil && g.cfg.TLSKVPrefix != "" {
+			g.wg.Add(1)
+			go func() {
+				defer g.wg.Done()
+				g.certs.watchKV(g.ctx, g.cfg.KV, g.cfg.TLSKVPrefix)
+			}()
+		}
+	}
 	for i, ln := range g.tcpLns {
 		port := g.cfg.TCPPorts[i]
 		g.wg.Add(1)
@@ -177,13 +258,19 @@ func (g *Gateway) Start(ctx context.Context) {
 func (g *Gateway) Ready() <-chan struct{} { return g.ready }
 
 // Stop drains the gateway: listeners close, requests in flight finish
-// (until ctx ends), health checks stop.
+// (until ctx ends; HTTP/2 clients get a GOAWAY), health checks and
+// certificate reloads stop.
 func (g *Gateway) Stop(ctx context.Context) error {
-	var err error
+	var errs []error
 	if g.httpSrv != nil {
-		err = g.httpSrv.Shutdown(ctx)
+		errs = append(errs, g.httpSrv.Shutdown(ctx))
 	}
 	g.closeListeners()
+	if g.httpsSrv != nil {
+		errs = append(errs, g.httpsSrv.Shutdown(ctx))
+	}
+	errs = append(errs, g.h2.shutdown(ctx))
+	err := errors.Join(errs...)
 	if g.cancel != nil {
 		g.cancel()
 	}
@@ -194,6 +281,7 @@ func (g *Gateway) Stop(ctx context.Context) error {
 		s.stop(false)
 		for _, b := range s.order {
 			b.up.Close()
+			b.std.closeIdle()
 		}
 	}
 	g.services = map[string]*service{}
@@ -320,6 +408,7 @@ func (g *Gateway) drain(b *backend, current map[string]*service) {
 			g.logger.Warn("gateway: backend drain cut short", "backend", b.spec.Address, "err", err)
 		}
 		b.up.Close()
+		b.std.closeIdle()
 	}()
 }
 

@@ -13,7 +13,19 @@ import (
 
 // Direct implements proxy.Director: it routes a request to its service
 // and returns the plan that picks its backends.
+// HTTP/1.1 requests to a service whose backends speak h2c are refused
+// (502): the engine speaks only HTTP/1.1 upstream.
 func (g *Gateway) Direct(r *proxy.Request) (proxy.Plan, *proxy.LocalResponse) {
+	p, local := g.direct(r, false)
+	if p == nil {
+		return nil, local
+	}
+	return p, nil
+}
+
+// direct routes r; std says the caller forwards with the standard library
+// (and so can reach h2c backends).
+func (g *Gateway) direct(r *proxy.Request, std bool) (*plan, *proxy.LocalResponse) {
 	t := g.table.Load()
 	if t == nil {
 		return nil, &proxy.LocalResponse{Status: 404, Body: "herd: no route for this host and path\n"}
@@ -21,6 +33,9 @@ func (g *Gateway) Direct(r *proxy.Request) (proxy.Plan, *proxy.LocalResponse) {
 	s, ok := t.http.Match(r.Host, r.Target)
 	if !ok {
 		return nil, &proxy.LocalResponse{Status: 404, Body: "herd: no route for this host and path\n"}
+	}
+	if !std && s.h2c {
+		return nil, &proxy.LocalResponse{Status: 502, Body: "herd: service " + s.spec.Name + " speaks h2c to its backends: use HTTP/2\n"}
 	}
 	pk := s.pick.Load()
 	if pk == nil || pk.size == 0 {

@@ -30,6 +30,8 @@ type service struct {
 	retry5xx, retryTime  bool
 	requestTimeout       time.Duration
 	perTry               time.Duration
+	// h2c: the backends speak HTTP/2 without TLS (backend_protocol h2c).
+	h2c bool
 
 	group *health.Group
 
@@ -45,9 +47,11 @@ type service struct {
 
 // backend is one backend of one service on this gateway.
 type backend struct {
-	spec   api.Backend
-	ep     *balance.Endpoint
-	up     *proxy.Upstream
+	spec api.Backend
+	ep   *balance.Endpoint
+	up   *proxy.Upstream
+	// std forwards requests of HTTP/2 clients; it lives as long as up.
+	std    *stdTransport
 	target *health.Target
 	upKey  string // the upstream settings it was made with
 	// drainTimeout bounds the wait for its requests when it is retired.
@@ -108,6 +112,7 @@ func (g *Gateway) newService(ctx context.Context, raw api.Service, old *service)
 			s.retryTime = true
 		}
 	}
+	s.h2c = sp.BackendProtocol == spec.BackendH2C
 	s.requestTimeout = sp.Timeouts.Request.D()
 	s.perTry = perTryTimeout(sp)
 	s.budget.init(sp.Retry.BudgetPercent)
@@ -128,7 +133,7 @@ func (g *Gateway) newService(ctx context.Context, raw api.Service, old *service)
 		s.group.SetEventFunc(g.metrics.healthEvent)
 	}
 	check := spec.CheckSpec(sp.HealthCheck)
-	upKey := keyOf(upstreamOptions(sp))
+	upKey := keyOf([]any{upstreamOptions(sp), sp.BackendProtocol})
 	var retired []*backend
 	kept := map[string]bool{}
 	for _, b := range sp.Backends {
@@ -138,7 +143,7 @@ func (g *Gateway) newService(ctx context.Context, raw api.Service, old *service)
 				nb.ep, nb.rate = ob.ep, ob.rate
 				nb.requests.Store(ob.requests.Load())
 				if ob.upKey == upKey {
-					nb.up = ob.up
+					nb.up, nb.std = ob.up, ob.std
 					kept[b.Address] = true
 				}
 				if reuseGroup {
@@ -151,6 +156,7 @@ func (g *Gateway) newService(ctx context.Context, raw api.Service, old *service)
 		}
 		if nb.up == nil {
 			nb.up = proxy.NewUpstream(b.Address, upstreamOptions(sp))
+			nb.std = newStdTransport(sp)
 		}
 		if nb.target == nil {
 			nb.target = s.group.Add(b.Address, check, sp.RequireHealthyFirst)
@@ -166,7 +172,7 @@ func (g *Gateway) newService(ctx context.Context, raw api.Service, old *service)
 				}
 				retired = append(retired, ob)
 			} else if !kept[addr] {
-				retired = append(retired, &backend{spec: ob.spec, up: ob.up, drainTimeout: ob.drainTimeout})
+				retired = append(retired, &backend{spec: ob.spec, up: ob.up, std: ob.std, drainTimeout: ob.drainTimeout})
 			}
 		}
 	}

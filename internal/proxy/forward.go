@@ -50,6 +50,10 @@ func (c *conn) handle() bool {
 		}
 		return false
 	}
+	if s.cfg.H2C != nil && string(c.head) == h2Preface {
+		c.handoff = c.handOver()
+		return false
+	}
 	r := &c.req
 	if err := parseRequestHead(c.head, r); err != nil {
 		he := err.(*httpError)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"net/http"
 	"unsafe"
 )
 
@@ -37,8 +38,9 @@ type Request struct {
 	chunked   bool
 	close     bool // the client asked to close after the response
 	expect100 bool
-	connTok   []span // extra Connection tokens: header names to drop
-	absHost   bool   // Host comes from an absolute-form target
+	connTok   []span      // extra Connection tokens: header names to drop
+	absHost   bool        // Host comes from an absolute-form target
+	hdr       http.Header // set by RequestFromHTTP: Header and Cookie read it
 }
 
 type span struct{ lo, hi int32 }
@@ -57,6 +59,9 @@ func (r *Request) bytes(s span) []byte { return r.raw[s.lo:s.hi] }
 // Header returns the first value of the named header (case-insensitive), ""
 // if absent.
 func (r *Request) Header(name string) string {
+	if r.hdr != nil {
+		return r.hdr.Get(name)
+	}
 	for _, f := range r.fields {
 		if equalFold(r.bytes(f.name), name) {
 			return r.str(f.value)
@@ -68,29 +73,44 @@ func (r *Request) Header(name string) string {
 // Cookie returns the value of the named cookie from the Cookie headers, ""
 // if absent.
 func (r *Request) Cookie(name string) string {
+	if r.hdr != nil {
+		for _, v := range r.hdr.Values("Cookie") {
+			if val, ok := cookieValue(v, name); ok {
+				return val
+			}
+		}
+		return ""
+	}
 	for _, f := range r.fields {
 		if !equalFold(r.bytes(f.name), "cookie") {
 			continue
 		}
-		v := r.str(f.value)
-		for len(v) > 0 {
-			var part string
-			if i := indexByteString(v, ';'); i >= 0 {
-				part, v = v[:i], v[i+1:]
-			} else {
-				part, v = v, ""
-			}
-			part = trimOWS(part)
-			if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
-				val := part[len(name)+1:]
-				if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
-					val = val[1 : len(val)-1]
-				}
-				return val
-			}
+		if val, ok := cookieValue(r.str(f.value), name); ok {
+			return val
 		}
 	}
 	return ""
+}
+
+// cookieValue finds the named cookie in one Cookie header value.
+func cookieValue(v, name string) (string, bool) {
+	for len(v) > 0 {
+		var part string
+		if i := indexByteString(v, ';'); i >= 0 {
+			part, v = v[:i], v[i+1:]
+		} else {
+			part, v = v, ""
+		}
+		part = trimOWS(part)
+		if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
+			val := part[len(name)+1:]
+			if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+				val = val[1 : len(val)-1]
+			}
+			return val, true
+		}
+	}
+	return "", false
 }
 
 // Path returns Target without the query.

@@ -43,6 +43,14 @@ type Config struct {
 	AccessLog func(*AccessEntry)
 	// Logger receives connection-level errors; nil means slog.Default().
 	Logger *slog.Logger
+	// H2C, if not nil, takes over connections that start with the HTTP/2
+	// client preface (h2c with prior knowledge). It is called from the
+	// connection's goroutine once the engine has let go of the connection
+	// (Shutdown no longer waits for it); the returned-to reads replay the
+	// preface bytes the engine already read. It may serve the connection
+	// to its end and must close it. Nil: such connections are answered 505
+	// like any other HTTP version the engine does not speak.
+	H2C func(c net.Conn)
 }
 
 func (c *Config) setDefaults() {
@@ -240,6 +248,7 @@ type conn struct {
 	cr      chunkedReader
 	ucr     chunkedReader
 	entry   AccessEntry
+	handoff net.Conn // set when the connection goes to Config.H2C
 
 	// Per-request state.
 	bodyDone  bool // c.body holds the whole request body
@@ -320,9 +329,16 @@ func (c *conn) serve() {
 				uc.nc.Close()
 			}
 		}
-		c.nc.Close()
+		h := c.handoff
+		c.handoff = nil
+		if h == nil {
+			c.nc.Close()
+		}
 		s.removeConn(c)
 		c.release()
+		if h != nil {
+			s.cfg.H2C(h)
+		}
 	}()
 	for {
 		if c.br.Buffered() == 0 {

@@ -41,7 +41,7 @@ func TestParseJSONServiceErrors(t *testing.T) {
 	}{
 		{name: "unknown field", in: `{` + minimal + `, "backends": [{"address": "a:80", "weigth": 2}]}`,
 			want: []string{"backends[0].weigth: unknown field (known fields: address, drain, labels, weight, zone)"}},
-		{name: "unknown top-level field", in: `{` + minimal + `, "backend": []}`, want: []string{"backend: unknown field (known fields: algorithm, backends,"}},
+		{name: "unknown top-level field", in: `{` + minimal + `, "backend": []}`, want: []string{"backend: unknown field (known fields: algorithm, backend_protocol, backends,"}},
 		{name: "field in wrong case", in: `{` + minimal + `, "Algorithm": "random"}`, want: []string{`Algorithm: unknown field (field names are case-sensitive: did you mean "algorithm"?)`}},
 		{name: "wrong type", in: `{` + minimal + `, "backends": [{"address": "a:80", "weight": "2"}]}`, want: []string{`backends[0].weight: expected an integer, got "2"`}},
 		{name: "fraction", in: `{` + minimal + `, "panic_threshold": 1.5}`, want: []string{"panic_threshold: expected an integer, got 1.5"}},

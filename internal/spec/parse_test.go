@@ -259,7 +259,7 @@ func TestParseInvalid(t *testing.T) {
 		{name: "tcp hash path", in: svc(tcp + "algorithm: consistent_hash\nhash_key: {source: path}\n"), want: []string{"hash_key.source: path needs an http service"}},
 
 		// decoding
-		{name: "unknown field", in: svc("backend:\n  - address: 10.0.0.2:80\n"), want: []string{`service "web": line 7: backend: unknown field (known fields: algorithm, backends,`}},
+		{name: "unknown field", in: svc("backend:\n  - address: 10.0.0.2:80\n"), want: []string{`service "web": line 7: backend: unknown field (known fields: algorithm, backend_protocol, backends,`}},
 		{name: "misspelt nested field", in: svc("backends:\n  - address: 10.0.0.2:80\n    weigth: 2\n"), want: []string{"line 7: backends[0].weigth: unknown field (known fields: address, drain, labels, weight, zone)"}},
 		{name: "wrong type", in: svc("backends:\n  - address: 10.0.0.2:80\n    weight: \"2\"\n"), want: []string{`line 7: backends[0].weight: expected an integer, got "2"`}},
 		{name: "bad duration", in: svc("drain_timeout: 5 seconds\n"), want: []string{`line 7: drain_timeout: "5 seconds" is not a duration`}},

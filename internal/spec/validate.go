@@ -28,6 +28,12 @@ const (
 	ProtocolTCP  = "tcp"
 )
 
+// Backend protocols of an HTTP service.
+const (
+	BackendHTTP1 = "http1"
+	BackendH2C   = "h2c"
+)
+
 // Hash key sources of consistent_hash.
 const (
 	HashHeader   = "header"
@@ -131,6 +137,15 @@ func ValidateService(s *api.Service) error {
 		v.add("protocol", "%q is not one of http, tcp", s.Protocol)
 	}
 	tcp := proto == ProtocolTCP
+	switch s.BackendProtocol {
+	case "", BackendHTTP1:
+	case BackendH2C:
+		if tcp {
+			v.add("backend_protocol", "%q is for http services only", s.BackendProtocol)
+		}
+	default:
+		v.add("backend_protocol", "%q is not one of http1, h2c", s.BackendProtocol)
+	}
 
 	v.routes(s.Routes, tcp)
 	v.backends(s.Backends)

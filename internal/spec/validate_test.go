@@ -75,6 +75,8 @@ func TestValidateServiceValid(t *testing.T) {
 			s.Retry = &api.Retry{PerTryTimeout: api.Duration(time.Minute)}
 			s.Timeouts = &api.Timeouts{Request: api.Duration(time.Minute)}
 		}},
+		{name: "backend protocol http1", edit: func(s *api.Service) { s.BackendProtocol = "http1" }},
+		{name: "backend protocol h2c", edit: func(s *api.Service) { s.BackendProtocol = "h2c" }},
 		{name: "zero sections", edit: func(s *api.Service) {
 			s.Retry, s.Timeouts, s.CircuitBreaker = &api.Retry{}, &api.Timeouts{}, &api.CircuitBreaker{}
 		}},
@@ -88,6 +90,31 @@ func TestValidateServiceValid(t *testing.T) {
 			}
 			if err := ValidateService(new(Defaults(s))); err != nil {
 				t.Errorf("ValidateService(Defaults(s)): %v", err)
+			}
+		})
+	}
+}
+
+func TestValidateBackendProtocol(t *testing.T) {
+	tests := []struct {
+		name     string
+		protocol string
+		backend  string
+		want     string
+	}{
+		{name: "unknown", backend: "h2", want: `backend_protocol: "h2" is not one of http1, h2c`},
+		{name: "h2c on tcp", protocol: "tcp", backend: "h2c", want: `backend_protocol: "h2c" is for http services only`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := minimal()
+			s.Protocol, s.BackendProtocol = tc.protocol, tc.backend
+			if tc.protocol == "tcp" {
+				s.Routes = []api.Route{{Port: 5432}}
+			}
+			err := ValidateService(&s)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
 			}
 		})
 	}
