@@ -177,7 +177,29 @@ func New(cfg Config) (*Gateway, error) {
 		}
 		g.tcpLns = append(g.tcpLns, ln)
 	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "herd_gateway_active_connections",
+			Help: "Client connections open on the gateway's HTTP and HTTPS listeners (HTTP/1.1 and HTTP/2).",
+		}, g.activeConns))
+	}
 	return g, nil
+}
+
+// activeConns counts the client connections open now.
+func (g *Gateway) activeConns() float64 {
+	n := 0
+	for _, s := range []*proxy.Server{g.httpSrv, g.httpsSrv} {
+		if s != nil {
+			n += s.ActiveConns()
+		}
+	}
+	if g.h2 != nil {
+		g.h2.mu.Lock()
+		n += len(g.h2.conns)
+		g.h2.mu.Unlock()
+	}
+	return float64(n)
 }
 
 func (g *Gateway) closeListeners() {

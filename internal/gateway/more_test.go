@@ -128,9 +128,13 @@ func TestGatewayMetricsLint(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("metric %s: %s", p.Metric, p.Text)
 	}
-	n, err := testutil.GatherAndCount(reg, "herd_gateway_requests_total", "herd_gateway_backend_responses_total")
-	if err != nil || n < 2 {
+	n, err := testutil.GatherAndCount(reg, "herd_gateway_requests_total", "herd_gateway_backend_responses_total", "herd_gateway_active_connections")
+	if err != nil || n < 3 {
 		t.Fatalf("gateway request metrics: %d series, %v", n, err)
+	}
+	// The test client keeps its connection alive: one is open.
+	if v := gaugeValue(t, reg, "herd_gateway_active_connections"); v < 1 {
+		t.Fatalf("active connections = %v, want at least 1", v)
 	}
 }
 
@@ -172,4 +176,20 @@ func TestUpgradeIsTunnelled(t *testing.T) {
 	if err != nil || line != "echo: hello\n" {
 		t.Fatalf("through the tunnel: %q, %v", line, err)
 	}
+}
+
+// gaugeValue reads one gauge from reg.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
