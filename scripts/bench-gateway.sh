@@ -119,7 +119,12 @@ setsid "$HERD" agent --dev --http-port $API --gossip-port $((API + 1)) --rpc-por
   --gateway-http 127.0.0.1:$GW --log-level warn >>"$LOG" 2>&1 &
 HPID=$!
 PIDS+=($HPID)
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$API/v1/status/leader" >/dev/null && break; nap 0.1; done
+ready=0
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$API/v1/status/leader" >/dev/null && { ready=1; break; }; nap 0.1; done
+if [[ $ready != 1 ]]; then
+  log "herd agent for steps 4-5 did not start (ports $API-$((API + 2)), gateway $GW busy?); see $LOG"
+  exit 1
+fi
 cat >"$WORK/bench.yaml" <<YAML
 kind: service
 name: bench
