@@ -156,10 +156,23 @@ func runAgent(cmd *cobra.Command, cfg config.Config) error {
 		if cfg.DataDir != "" {
 			kept = "kept"
 		}
-		fmt.Fprintf(out, "  API:  http://%s\n  UI:   http://%s/ui/\n  data: %s (%s)\n", a.APIAddr(), a.APIAddr(), a.DataDir(), kept)
+		fmt.Fprintf(out, "  API:  http://%s\n  UI:   http://%s/ui/\n", a.APIAddr(), a.APIAddr())
+		if gw := a.GatewayAddr(); gw != "" {
+			fmt.Fprintf(out, "  gateway: http://%s (routes the services you apply: herd apply -f service.yaml)\n", gw)
+		}
+		if g := a.Gateway(); g != nil && g.HTTPSAddr() != "" {
+			fmt.Fprintf(out, "  gateway: https://%s\n", g.HTTPSAddr())
+		}
+		fmt.Fprintf(out, "  data: %s (%s)\n", a.DataDir(), kept)
 		fmt.Fprintf(out, "Try:  export HERD_ADDR=http://%s; herd members; herd kv put hello world\n", a.APIAddr())
 	} else {
 		fmt.Fprintf(out, "herd agent %q running: API http://%s, UI http://%s/ui/, gossip %s\n", cfg.NodeName, a.APIAddr(), a.APIAddr(), a.GossipAddr())
+		if gw := a.GatewayAddr(); gw != "" {
+			fmt.Fprintf(out, "  gateway: http://%s\n", gw)
+		}
+		if g := a.Gateway(); g != nil && g.HTTPSAddr() != "" {
+			fmt.Fprintf(out, "  gateway: https://%s\n", g.HTTPSAddr())
+		}
 	}
 	<-ctx.Done()
 	stop()
