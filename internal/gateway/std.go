@@ -56,6 +56,7 @@ func newStdTransport(sp *api.Service) *stdTransport {
 	t := &http.Transport{
 		DialContext:         dial,
 		MaxIdleConnsPerHost: 64,
+		MaxConnsPerHost:     sp.CircuitBreaker.MaxConnections, // requests beyond it wait for a connection
 		IdleConnTimeout:     sp.Timeouts.Idle.D(),
 		DisableCompression:  true,
 	}
@@ -166,10 +167,19 @@ func (g *Gateway) serveStd(w http.ResponseWriter, r *http.Request, proto string)
 		cancel   context.CancelFunc = func() {}
 	)
 	u, ok := p.Next(0, proxy.Outcome{})
+	release := func() {}
 	for ok {
 		b := p.cur
 		attempts++
 		entry.Upstream = u.Addr()
+		// The backend's in-flight limit (circuit_breaker.max_requests)
+		// counts these requests too.
+		if err := u.Acquire(); err != nil {
+			out = proxy.Outcome{Upstream: u, ConnectErr: true, Err: err}
+			u, ok = p.Next(attempts, out)
+			continue
+		}
+		release = u.Release
 		var ctx context.Context
 		ctx, cancel = context.WithCancel(r.Context())
 		outReq := &http.Request{
@@ -212,6 +222,8 @@ func (g *Gateway) serveStd(w http.ResponseWriter, r *http.Request, proto string)
 			if r.Context().Err() != nil {
 				break // the client went away
 			}
+			release()
+			release = func() {}
 			if stream != nil && (stream.n.Load() > 0 || !out.ConnectErr) {
 				out.BodySent = stream.n.Load() > 0
 				break // the body cannot be replayed
@@ -224,6 +236,8 @@ func (g *Gateway) serveStd(w http.ResponseWriter, r *http.Request, proto string)
 			if u2, ok2 := p.Next(attempts, out); ok2 {
 				resp.Body.Close()
 				cancel()
+				release()
+				release = func() {}
 				resp, u = nil, u2
 				continue
 			}
@@ -247,6 +261,7 @@ func (g *Gateway) serveStd(w http.ResponseWriter, r *http.Request, proto string)
 	n, err := copyResponse(w, resp)
 	resp.Body.Close()
 	cancel()
+	release()
 	out.BytesOut = n
 	if err != nil {
 		out.Err = err

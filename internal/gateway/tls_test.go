@@ -474,3 +474,50 @@ func closedAddr(t *testing.T) string {
 	l.Close()
 	return a
 }
+
+// The backend's in-flight limit holds on the HTTP/2 path too: with
+// max_requests 1 and one slow backend, a second concurrent request is
+// refused (503 naming the service) instead of piling onto it.
+func TestHTTP2RespectsMaxRequests(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		io.WriteString(w, "slow")
+	}))
+	defer slow.Close()
+	defer close(release)
+	svc := api.Service{Name: "tight", Routes: []api.Route{{Host: "tight.test"}},
+		Backends:       []api.Backend{{Address: strings.TrimPrefix(slow.URL, "http://")}},
+		CircuitBreaker: &api.CircuitBreaker{MaxRequests: 1}}
+	g := startGateway(t, newMemSource(svc))
+	c := h2cClient(t)
+	first := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", "http://"+g.HTTPAddr()+"/", nil)
+		req.Host = "tight.test"
+		resp, err := c.Do(req)
+		if err != nil {
+			first <- 0
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	waitFor(t, func() bool { return g.Services()[0].Backends[0].InFlight == 1 })
+	req, _ := http.NewRequest("GET", "http://"+g.HTTPAddr()+"/", nil)
+	req.Host = "tight.test"
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "tight") {
+		t.Fatalf("second request: %d %q, want 503 naming the service", resp.StatusCode, body)
+	}
+	release <- struct{}{}
+	if code := <-first; code != 200 {
+		t.Fatalf("first request: %d", code)
+	}
+}

@@ -180,6 +180,22 @@ func (u *Upstream) begin() error {
 
 func (u *Upstream) end() { u.inflight.Add(-1) }
 
+// Acquire counts a request forwarded outside the engine (the gateway's
+// HTTP/2 path) toward MaxRequests, failing with ErrMaxRequests (or
+// ErrUpstreamClosed) as the engine's own requests do; Release ends it.
+func (u *Upstream) Acquire() error {
+	u.mu.Lock()
+	closed := u.closed
+	u.mu.Unlock()
+	if closed {
+		return fmt.Errorf("%s: %w", u.addr, ErrUpstreamClosed)
+	}
+	return u.begin()
+}
+
+// Release ends a request counted by Acquire.
+func (u *Upstream) Release() { u.end() }
+
 // get returns a pooled connection, or dials one. pooled=false forces a new
 // connection (stale retry, TCP proxying).
 func (u *Upstream) get(ctx context.Context, pooled bool) (*upConn, error) {
