@@ -143,7 +143,7 @@ func New(cfg Config) (*Gateway, error) {
 		}
 		ln, err := net.Listen("tcp", cfg.HTTPS)
 		if err != nil {
-			return nil, fmt.Errorf("gateway HTTPS listener: %w", err)
+			return nil, fmt.Errorf("gateway HTTPS listener (gateway.https, --gateway-https): %w", err)
 		}
 		g.certs, g.httpsLn = certs, ln
 		g.tlsConf = &tls.Config{
@@ -160,7 +160,7 @@ func New(cfg Config) (*Gateway, error) {
 		ln, err := net.Listen("tcp", cfg.HTTP)
 		if err != nil {
 			g.closeListeners()
-			return nil, fmt.Errorf("gateway HTTP listener: %w", err)
+			return nil, fmt.Errorf("gateway HTTP listener (gateway.http, --gateway-http): %w", err)
 		}
 		g.httpLn = ln
 		g.httpSrv = proxy.NewServer(proxy.Config{
@@ -173,7 +173,7 @@ func New(cfg Config) (*Gateway, error) {
 		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.TCPHost, strconv.Itoa(p)))
 		if err != nil {
 			g.closeListeners()
-			return nil, fmt.Errorf("gateway TCP listener on port %d: %w", p, err)
+			return nil, fmt.Errorf("gateway TCP listener on port %d (gateway.tcp_ports): %w", p, err)
 		}
 		g.tcpLns = append(g.tcpLns, ln)
 	}
