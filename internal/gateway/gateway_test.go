@@ -96,24 +96,7 @@ func (b *backendServer) addr() string { return strings.TrimPrefix(b.srv.URL, "ht
 
 func startGateway(t *testing.T, src Source) *Gateway {
 	t.Helper()
-	g, err := New(Config{HTTP: "127.0.0.1:0", Source: src})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.Start(context.Background())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := g.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	select {
-	case <-g.Ready():
-	case <-time.After(5 * time.Second):
-		t.Fatal("gateway never applied its services")
-	}
-	return g
+	return startGatewayWith(t, Config{Source: src})
 }
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
