@@ -64,6 +64,10 @@ type Agent struct {
 	// tlsCerts are the gateway's certificate files, checked at start.
 	tlsCerts  []gateway.CertFile
 	accessLog *accessLogger
+	// gatewayOnce makes stopping the gateway (on leave, then on stop)
+	// happen once; gatewayErr is its result.
+	gatewayOnce sync.Once
+	gatewayErr  error
 }
 
 // New starts an agent. cfg must have been finalized (config.Finalize).
@@ -247,11 +251,13 @@ func (a *Agent) stopGateway() error {
 	if a.gateway == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), gatewayDrain)
-	defer cancel()
-	err := a.gateway.Stop(ctx)
-	a.accessLog.close()
-	return err
+	a.gatewayOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), gatewayDrain)
+		defer cancel()
+		a.gatewayErr = a.gateway.Stop(ctx)
+		a.accessLog.close()
+	})
+	return a.gatewayErr
 }
 
 // gatewayDrain bounds how long stopping the agent waits for the gateway's
@@ -345,13 +351,17 @@ func (a *Agent) registerMetrics() {
 // Registry is the agent's metrics registry.
 func (a *Agent) Registry() *prometheus.Registry { return a.registry }
 
-// Leave stops the agent gracefully: a leader hands over leadership, the
-// others are told this node leaves (so a server is removed from the Raft
-// configuration at once), in-flight requests finish, then everything
-// stops. ctx bounds the whole sequence.
+// Leave stops the agent gracefully: the gateway drains (its listeners
+// close, its requests in flight finish), a leader hands over leadership,
+// the others are told this node leaves (so a server is removed from the
+// Raft configuration at once), in-flight API requests finish, then
+// everything stops. ctx bounds the whole sequence.
 func (a *Agent) Leave(ctx context.Context) error {
 	a.stopOnce.Do(func() {
 		a.logger.Info("leaving cluster")
+		if err := a.stopGateway(); err != nil {
+			a.logger.Warn("gateway drain", "err", err)
+		}
 		if a.server != nil {
 			if err := a.server.Leave(ctx); err != nil {
 				a.logger.Warn("raft leave", "err", err)
