@@ -298,6 +298,20 @@ func copyResponse(w http.ResponseWriter, resp *http.Response) (int64, error) {
 		h[k] = vs
 	}
 	removeHopHeaders(h)
+	// A gRPC "trailers-only" answer (a status and no messages) carries its
+	// status in its only header block. Toward the client, whose headers
+	// go out before the body, the status must travel as trailers, or gRPC
+	// clients report "server closed the stream without sending trailers".
+	var grpcStatus http.Header
+	if len(resp.Trailer) == 0 && resp.Header.Get("Grpc-Status") != "" {
+		grpcStatus = http.Header{}
+		for _, k := range []string{"Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin"} {
+			if vs, ok := h[k]; ok {
+				grpcStatus[k] = vs
+				delete(h, k)
+			}
+		}
+	}
 	announced := len(resp.Trailer)
 	for k := range resp.Trailer {
 		h.Add("Trailer", k)
@@ -335,6 +349,9 @@ func copyResponse(w http.ResponseWriter, resp *http.Response) (int64, error) {
 			k = http.TrailerPrefix + k
 		}
 		h[k] = vs
+	}
+	for k, vs := range grpcStatus {
+		h[http.TrailerPrefix+k] = vs
 	}
 	return n, nil
 }
