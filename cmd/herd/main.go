@@ -67,10 +67,12 @@ func newRootCmd() *cobra.Command {
 		Use:   "herd",
 		Short: "herd: a self-healing server cluster in one binary",
 		Long: `herd turns a few machines into one cluster: gossip membership, a Raft-replicated
-control plane and key-value store with watches, sessions and locks.
+control plane and key-value store with watches, sessions and locks, and a
+load-balancing gateway on every agent that routes to the services you apply.
 
 Start a one-node cluster on this machine:   herd agent --dev
 Then talk to it from another terminal:      herd members; herd kv put greeting hello
+Put a service behind its gateway (:7780):    herd apply -f web.yaml; herd service show web
 
 Commands other than "agent" talk to an agent's HTTP API at --address, or
 $HERD_ADDR, or ` + "http://127.0.0.1:7700" + `.`,
