@@ -392,6 +392,18 @@ func (g *Gateway) apply(list []*api.ServiceEntry, idx uint64) {
 		return
 	}
 	g.table.Store(&table{http: rt})
+	// Drop the metric series of what no longer runs.
+	for name, old := range g.services {
+		s := next[name]
+		for _, b := range old.order {
+			if s == nil || s.backends[b.spec.Address] == nil {
+				g.metrics.forgetBackend(name, b.spec.Address)
+			}
+		}
+		if s == nil {
+			g.metrics.forgetService(name)
+		}
+	}
 	g.services = next
 	g.index = idx
 	for _, s := range stopped {

@@ -122,7 +122,18 @@ func (m *metrics) backend(service, addr string) *backendMetrics {
 	return b
 }
 
-// forget drops the series of a removed service or backend.
+// forgetService drops the series of a removed service.
+func (m *metrics) forgetService(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.services, name)
+	for _, v := range []*prometheus.CounterVec{m.requests, m.failed, m.noBackend, m.retries, m.budgetExhausted} {
+		v.DeleteLabelValues(name)
+	}
+	m.panicMode.DeleteLabelValues(name)
+}
+
+// forgetBackend drops the series of a removed backend of a service.
 func (m *metrics) forgetBackend(service, addr string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -20,7 +20,7 @@ import (
 
 func TestRetryBudgetCapsRetries(t *testing.T) {
 	sec := int64(1000)
-	b := retryBudget{now: func() int64 { return sec }}
+	var b retryBudget
 	b.init(20)
 	drain := func() int {
 		n := 0
@@ -35,13 +35,13 @@ func TestRetryBudgetCapsRetries(t *testing.T) {
 	// 100 requests earn 20 retries, but at a low rate at most
 	// savedRetries are kept.
 	for range 100 {
-		b.request()
+		b.request(sec)
 	}
 	if n := drain(); n != savedRetries {
 		t.Fatalf("after 100 requests the budget allowed %d retries, want %d (the cap)", n, savedRetries)
 	}
 	for range 10 {
-		b.request()
+		b.request(sec)
 	}
 	if n := drain(); n != 2 {
 		t.Fatalf("10 requests at 20%% earned %d retries, want 2", n)
@@ -50,11 +50,11 @@ func TestRetryBudgetCapsRetries(t *testing.T) {
 	// to that second's earnings: 200 retries can be saved.
 	sec++
 	for range 1000 {
-		b.request()
+		b.request(sec)
 	}
 	sec++
 	for range 1000 {
-		b.request()
+		b.request(sec)
 	}
 	if n := drain(); n != 200 {
 		t.Fatalf("after a busy second the budget held %d retries, want 200", n)
@@ -62,7 +62,7 @@ func TestRetryBudgetCapsRetries(t *testing.T) {
 	// After a quiet spell the ceiling falls back.
 	sec += 5
 	for range 1000 {
-		b.request()
+		b.request(sec)
 	}
 	if n := drain(); n != savedRetries {
 		t.Fatalf("after a quiet spell the budget held %d retries, want %d", n, savedRetries)
@@ -192,4 +192,52 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// The series of a removed backend, and of a removed service, go away, so
+// that churn does not grow /v1/metrics without bound.
+func TestMetricsOfRemovedBackendsAndServicesGo(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	b1, b2 := startBackend(t, "b1"), startBackend(t, "b2")
+	src := newMemSource(webService(b1, b2))
+	g := startGatewayWith(t, Config{Source: src, Registerer: reg})
+	for range 4 {
+		get(t, g, "web.test", "/")
+	}
+	series := func(name, label, value string) int {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == label && l.GetValue() == value {
+						n++
+					}
+				}
+			}
+		}
+		return n
+	}
+	if series("herd_gateway_backend_responses_total", "backend", b2.addr()) == 0 {
+		t.Fatal("no series for b2 before its removal")
+	}
+	src.set(webService(b1))
+	waitFor(t, func() bool { return len(g.Services()[0].Backends) == 1 })
+	if n := series("herd_gateway_backend_responses_total", "backend", b2.addr()); n != 0 {
+		t.Fatalf("%d series left for the removed backend", n)
+	}
+	if series("herd_gateway_backend_responses_total", "backend", b1.addr()) == 0 {
+		t.Fatal("the remaining backend's series went too")
+	}
+	src.set()
+	waitFor(t, func() bool { return len(g.Services()) == 0 })
+	if n := series("herd_gateway_requests_total", "service", "web"); n != 0 {
+		t.Fatalf("%d series left for the removed service", n)
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/herd-cluster/herd/internal/balance"
 	"github.com/herd-cluster/herd/internal/proxy"
+	"github.com/herd-cluster/herd/internal/spec"
 )
 
 // Direct implements proxy.Director: it routes a request to its service
@@ -42,12 +43,11 @@ func (g *Gateway) direct(r *proxy.Request, std bool) (*plan, *proxy.LocalRespons
 		s.m.noBackend.Inc()
 		return nil, &proxy.LocalResponse{Status: 503, Body: "herd: service " + s.spec.Name + " has no available backend\n"}
 	}
-	s.budget.request()
 	p := planPool.Get().(*plan)
 	p.s, p.pk, p.req = s, pk, r
 	p.key = s.hashKey(r)
-	p.idempotent = r.Idempotent()
 	p.start = time.Now()
+	s.budget.request(p.start.Unix())
 	return p, nil
 }
 
@@ -74,14 +74,13 @@ func (s *service) hashKey(r *proxy.Request) uint64 {
 
 // plan is one request's journey through a service's backends.
 type plan struct {
-	s          *service
-	pk         *picker
-	req        *proxy.Request
-	key        uint64
-	idempotent bool
-	start      time.Time
+	s     *service
+	pk    *picker
+	req   *proxy.Request // valid until Done, as the engine promises
+	key   uint64
+	start time.Time
 
-	tried    [4]*backend // the first few; more are rare
+	tried    [spec.MaxAttempts]*backend
 	nTried   int
 	cur      *backend
 	observed bool
@@ -90,8 +89,8 @@ type plan struct {
 var planPool = sync.Pool{New: func() any { return new(plan) }}
 
 func (p *plan) wasTried(ep *balance.Endpoint) bool {
-	for i := 0; i < p.nTried && i < len(p.tried); i++ {
-		if p.tried[i].ep == ep {
+	for _, b := range p.tried[:p.nTried] {
+		if b.ep == ep {
 			return true
 		}
 	}
@@ -122,9 +121,7 @@ func (p *plan) Next(n int, prev proxy.Outcome) (*proxy.Upstream, bool) {
 		}
 		p.s.m.retries.Inc()
 	}
-	if p.nTried < len(p.tried) {
-		p.tried[p.nTried] = b
-	}
+	p.tried[p.nTried] = b
 	p.nTried++
 	p.cur, p.observed = b, false
 	b.ep.Begin()
@@ -144,11 +141,11 @@ func (p *plan) retryable(n int, prev proxy.Outcome) bool {
 	case prev.ConnectErr:
 		return true
 	case prev.Timeout:
-		return p.s.retryTime && p.idempotent
+		return p.s.retryTime && p.req.Idempotent()
 	case prev.Status >= 500:
-		return p.s.retry5xx && p.idempotent
+		return p.s.retry5xx && p.req.Idempotent()
 	case prev.Err != nil:
-		return p.idempotent && !prev.BodySent
+		return p.req.Idempotent() && !prev.BodySent
 	}
 	return false
 }

@@ -103,7 +103,7 @@ func (g *Gateway) newService(ctx context.Context, raw api.Service, old *service)
 	if sp.HashKey != nil {
 		s.hashSource, s.hashName = sp.HashKey.Source, sp.HashKey.Name
 	}
-	s.attempts = max(sp.Retry.Attempts, 1)
+	s.attempts = min(max(sp.Retry.Attempts, 1), spec.MaxAttempts)
 	for _, on := range sp.Retry.On {
 		switch on {
 		case "5xx":
@@ -291,7 +291,6 @@ type retryBudget struct {
 	// the requests seen in it.
 	second atomic.Int64
 	count  atomic.Int64
-	now    func() int64 // Unix seconds; tests replace it
 }
 
 const savedRetries = 10
@@ -300,16 +299,14 @@ func (b *retryBudget) init(percent int) {
 	b.earn = int64(percent) * 10
 	b.ceiling.Store(savedRetries * 1000)
 	b.milli.Store(3 * 1000) // a few retries are allowed from the start
-	if b.now == nil {
-		b.now = func() int64 { return time.Now().Unix() }
-	}
 }
 
-func (b *retryBudget) request() {
+// request counts a request arriving at now (Unix seconds).
+func (b *retryBudget) request(now int64) {
 	if b.earn == 0 {
 		return
 	}
-	if now, sec := b.now(), b.second.Load(); now != sec && b.second.CompareAndSwap(sec, now) {
+	if sec := b.second.Load(); now != sec && b.second.CompareAndSwap(sec, now) {
 		n := b.count.Swap(0)
 		if now != sec+1 {
 			n = 0 // a quiet second or more passed

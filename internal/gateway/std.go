@@ -249,7 +249,8 @@ func (g *Gateway) serveStd(w http.ResponseWriter, r *http.Request, proto string)
 		cancel()
 		l := p.Failure(out)
 		if l == nil {
-			l = failureAnswer(out, attempts)
+			status, msg := proxy.FailureAnswer(out, attempts)
+			l = &proxy.LocalResponse{Status: status, Body: msg + "\n"}
 		}
 		entry.Status, entry.Bytes = l.Status, writeLocal(w, l)
 		out.BytesOut = entry.Bytes
@@ -269,24 +270,6 @@ func (g *Gateway) serveStd(w http.ResponseWriter, r *http.Request, proto string)
 	p.Done(out, attempts)
 	entry.Status, entry.Bytes, entry.Attempts = resp.StatusCode, n, attempts
 	g.accessLog(&entry, start)
-}
-
-// failureAnswer is the answer when every attempt failed, as the engine
-// gives it.
-func failureAnswer(out proxy.Outcome, attempts int) *proxy.LocalResponse {
-	switch {
-	case attempts == 0 || out.Upstream == nil:
-		return &proxy.LocalResponse{Status: 503, Body: "herd: no upstream available\n"}
-	case out.Timeout:
-		return &proxy.LocalResponse{Status: 504, Body: "herd: backend " + out.Upstream.Addr() + " timed out\n"}
-	case out.ConnectErr:
-		return &proxy.LocalResponse{Status: 502, Body: "herd: backend " + out.Upstream.Addr() + " refused the connection\n"}
-	}
-	msg := "herd: backend " + out.Upstream.Addr() + " failed"
-	if out.Err != nil {
-		msg += ": " + out.Err.Error()
-	}
-	return &proxy.LocalResponse{Status: 502, Body: msg + "\n"}
 }
 
 // copyResponse streams a backend's response to the client, flushing as

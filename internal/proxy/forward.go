@@ -145,32 +145,7 @@ func (c *conn) handle() bool {
 	}
 
 	// The plan gave up (or never had an upstream).
-	var status int
-	var msg string
-	switch {
-	case attempts == 0:
-		status, msg = 503, "herd: no upstream available"
-	case out.Timeout:
-		status, msg = 504, "herd: backend "+out.Upstream.Addr()+" timed out"
-	case out.ConnectErr:
-		switch {
-		case errors.Is(out.Err, ErrMaxConns), errors.Is(out.Err, ErrMaxRequests):
-			status, msg = 503, "herd: backend "+out.Upstream.Addr()+" overloaded ("+out.Err.Error()+")"
-		case errors.Is(out.Err, ErrUpstreamClosed):
-			status, msg = 502, "herd: backend "+out.Upstream.Addr()+" is unavailable (removed)"
-		case isTimeout(out.Err):
-			status, msg = 502, "herd: backend "+out.Upstream.Addr()+" did not accept the connection in time"
-		default:
-			status, msg = 502, "herd: backend "+out.Upstream.Addr()+" refused the connection"
-		}
-	default:
-		status, msg = 502, "herd: backend "+out.Upstream.Addr()+" failed"
-	}
-	if out.Err != nil {
-		if attempts > 0 && !out.ConnectErr {
-			msg += ": " + errText(out.Err)
-		}
-	}
+	status, msg := FailureAnswer(out, attempts)
 	closeAfter := r.close || c.streamed || (r.hasBody() && !c.bodyDone)
 	var n int64
 	if f, ok := plan.(FailureResponder); ok {
@@ -186,6 +161,36 @@ func (c *conn) handle() bool {
 	plan.Done(out, attempts)
 	c.log(start, status, n, u, attempts)
 	return !closeAfter
+}
+
+// FailureAnswer is the status and short message with which a request is
+// answered when its plan gave up after attempts tries that ended with out:
+// 503 when nothing was tried or the backend's circuit breaker refused, 504
+// on a timeout, 502 otherwise, naming the backend and the failure.
+func FailureAnswer(out Outcome, attempts int) (int, string) {
+	if attempts == 0 || out.Upstream == nil {
+		return 503, "herd: no upstream available"
+	}
+	addr := out.Upstream.Addr()
+	detail := ""
+	if out.Err != nil {
+		detail = ": " + errText(out.Err)
+	}
+	switch {
+	case out.Timeout:
+		return 504, "herd: backend " + addr + " timed out" + detail
+	case out.ConnectErr:
+		switch {
+		case errors.Is(out.Err, ErrMaxConns), errors.Is(out.Err, ErrMaxRequests):
+			return 503, "herd: backend " + addr + " overloaded (" + out.Err.Error() + ")"
+		case errors.Is(out.Err, ErrUpstreamClosed):
+			return 502, "herd: backend " + addr + " is unavailable (removed)"
+		case isTimeout(out.Err):
+			return 502, "herd: backend " + addr + " did not accept the connection in time"
+		}
+		return 502, "herd: backend " + addr + " refused the connection"
+	}
+	return 502, "herd: backend " + addr + " failed" + detail
 }
 
 func errText(err error) string {

@@ -55,8 +55,10 @@ const (
 	maxDNSLabelLen   = 63
 	maxPathPrefixLen = 1024
 	maxLabelKeyLen   = 63
-	maxAttempts      = 10
 )
+
+// MaxAttempts is the most tries per request retry.attempts may ask for.
+const MaxAttempts = 10
 
 // FieldError is one problem with one field of an object.
 type FieldError struct {
@@ -515,8 +517,8 @@ func (v *validator) retry(r *api.Retry, t *api.Timeouts, tcp bool) {
 	if r == nil {
 		return
 	}
-	if r.Attempts < 0 || r.Attempts > maxAttempts {
-		v.add("retry.attempts", "%d is not in 0-%d (0 means the default, %d; 1 turns retries off)", r.Attempts, maxAttempts, defaultAttempts)
+	if r.Attempts < 0 || r.Attempts > MaxAttempts {
+		v.add("retry.attempts", "%d is not in 0-%d (0 means the default, %d; 1 turns retries off)", r.Attempts, MaxAttempts, defaultAttempts)
 	}
 	if r.PerTryTimeout < 0 {
 		v.add("retry.per_try_timeout", "must not be negative")
