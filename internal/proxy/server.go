@@ -342,6 +342,11 @@ func (c *conn) serve() {
 	}()
 	for {
 		if c.br.Buffered() == 0 {
+			// The idle deadline is set before the connection is marked
+			// idle: Shutdown's closeIfIdle sets a deadline in the past
+			// after it sees the mark, and it must not be overwritten, or
+			// the connection waits out the whole idle timeout.
+			c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 			c.state.Store(stateIdle)
 			if s.shutting.Load() {
 				return
@@ -350,7 +355,6 @@ func (c *conn) serve() {
 			c.bw.Reset(nil)
 			writerPool.Put(c.bw)
 			c.bw = nil
-			c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 			_, err := c.br.Peek(1)
 			c.bw = writerPool.Get().(*bufio.Writer)
 			c.bw.Reset(c.nc)
