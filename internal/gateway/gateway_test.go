@@ -251,7 +251,7 @@ func TestKilledBackendUnderLoadFailsNoGET(t *testing.T) {
 		return time.Since(start)
 	}
 
-	stopLoad := startLoad(g, "web.test")
+	stopLoad := startLoad(t, g, "web.test")
 	time.Sleep(300 * time.Millisecond)
 	addr := b2.addr()
 	b2.srv.CloseClientConnections()
@@ -292,7 +292,7 @@ func TestKilledBackendUnderLoadFailsNoGET(t *testing.T) {
 func TestKilledBackendWithDefaultsFailsNoGET(t *testing.T) {
 	b1, b2, b3 := startBackend(t, "b1"), startBackend(t, "b2"), startBackend(t, "b3")
 	g := startGateway(t, newMemSource(webService(b1, b2, b3)))
-	stopLoad := startLoad(g, "web.test")
+	stopLoad := startLoad(t, g, "web.test")
 	time.Sleep(300 * time.Millisecond)
 	b2.srv.CloseClientConnections()
 	b2.srv.Close()
@@ -310,7 +310,7 @@ func TestConfigChangesUnderLoadFailNothing(t *testing.T) {
 	bs := []*backendServer{startBackend(t, "b1"), startBackend(t, "b2"), startBackend(t, "b3"), startBackend(t, "b4")}
 	src := newMemSource(webService(bs[0], bs[1]))
 	g := startGateway(t, src)
-	stopLoad := startLoad(g, "web.test")
+	stopLoad := startLoad(t, g, "web.test")
 	steps := [][]*backendServer{{bs[0], bs[1], bs[2]}, {bs[2], bs[3]}, {bs[1]}, {bs[0], bs[1], bs[2], bs[3]}, {bs[3]}}
 	for i := range 20 {
 		svc := webService(steps[i%len(steps)]...)
@@ -392,11 +392,16 @@ func TestTCPRoute(t *testing.T) {
 
 // startLoad sends GETs for host through g from 4 goroutines until the
 // returned function is called; it reports the answers that were 200 and
-// those that were not (or failed).
-func startLoad(g *Gateway, host string) func() (ok, failed int64) {
+// those that were not (or failed), logging the first few failures.
+func startLoad(t *testing.T, g *Gateway, host string) func() (ok, failed int64) {
 	var okN, failedN atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	fail := func(what string) {
+		if failedN.Add(1) <= 3 {
+			t.Logf("failed request: %s", what)
+		}
+	}
 	for range 4 {
 		wg.Add(1)
 		go func() {
@@ -411,13 +416,13 @@ func startLoad(g *Gateway, host string) func() (ok, failed int64) {
 				req.Host = host
 				resp, err := client.Do(req)
 				if err != nil {
-					failedN.Add(1)
+					fail(err.Error())
 					continue
 				}
-				io.Copy(io.Discard, resp.Body)
+				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != 200 {
-					failedN.Add(1)
+					fail(fmt.Sprintf("%d %s", resp.StatusCode, body))
 				} else {
 					okN.Add(1)
 				}

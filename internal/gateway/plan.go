@@ -99,11 +99,19 @@ func (p *plan) wasTried(ep *balance.Endpoint) bool {
 
 // Next implements proxy.Plan.
 func (p *plan) Next(n int, prev proxy.Outcome) (*proxy.Upstream, bool) {
+	// A backend removed after this plan picked it has its upstream closed:
+	// nothing was sent, and the request is routed again on the current
+	// table (its service may have a new version) without spending the
+	// retry budget.
+	removed := n > 0 && prev.ConnectErr && errors.Is(prev.Err, proxy.ErrUpstreamClosed)
 	if n > 0 {
 		p.observe(prev)
 		if !p.retryable(n, prev) {
 			return nil, false
 		}
+	}
+	if removed {
+		p.reroute()
 	}
 	var skip func(*balance.Endpoint) bool
 	if p.nTried > 0 {
@@ -114,7 +122,7 @@ func (p *plan) Next(n int, prev proxy.Outcome) (*proxy.Upstream, bool) {
 		return nil, false
 	}
 	b := p.pk.byEP[ep]
-	if n > 0 {
+	if n > 0 && !removed {
 		if !p.s.budget.spend() {
 			p.s.m.budgetExhausted.Inc()
 			return nil, false
@@ -127,6 +135,19 @@ func (p *plan) Next(n int, prev proxy.Outcome) (*proxy.Upstream, bool) {
 	b.ep.Begin()
 	b.requests.Add(1)
 	return b.up, true
+}
+
+// reroute points the plan at the current version of its route's service
+// and that service's current backends.
+func (p *plan) reroute() {
+	if t := p.s.g.table.Load(); t != nil {
+		if s, ok := t.http.Match(p.req.Host, p.req.Target); ok {
+			p.s = s
+		}
+	}
+	if pk := p.s.pick.Load(); pk != nil {
+		p.pk = pk
+	}
 }
 
 // retryable decides whether attempt n may follow an attempt that ended
