@@ -343,29 +343,14 @@ func (c *conn) buildUpstreamRequest() {
 	if fwdN > 0 {
 		b = c.appendValues(b, hForwarded)
 	}
-	b = append(b, "for="...)
-	if indexByteString(c.clientIP, ':') >= 0 {
-		b = append(b, "\"["...)
-		b = append(b, c.clientIP...)
-		b = append(b, "]\""...)
-	} else {
-		b = append(b, c.clientIP...)
-	}
-	b = append(b, ";proto="...)
-	b = append(b, c.proto...)
-	if r.Host != "" {
-		b = append(b, ";host="...)
-		b = appendToken(b, r.Host)
-	}
+	b = appendForwarded(b, c.clientIP, c.proto, r.Host)
 	b = append(b, "\r\n"...)
 	if reqIDFound {
 		c.entry.RequestID = r.str(reqIDField.value)
 	} else {
 		b = append(b, "X-Request-Id: "...)
 		lo := len(b)
-		b = append(b, reqIDPrefix...)
-		b = append(b, '-')
-		b = strconv.AppendUint(b, reqIDCounter.Add(1), 16)
+		b = appendRequestID(b)
 		c.reqID = append(c.reqID[:0], b[lo:]...)
 		c.entry.RequestID = unsafeString(c.reqID)
 		b = append(b, "\r\n"...)
@@ -409,6 +394,34 @@ func (c *conn) isConnToken(name []byte) bool {
 		}
 	}
 	return false
+}
+
+// appendForwarded appends one RFC 7239 Forwarded element for a request
+// from clientIP (an IPv6 address quoted in brackets) over proto to host.
+func appendForwarded(b []byte, clientIP, proto, host string) []byte {
+	b = append(b, "for="...)
+	if indexByteString(clientIP, ':') >= 0 {
+		b = append(b, "\"["...)
+		b = append(b, clientIP...)
+		b = append(b, "]\""...)
+	} else {
+		b = append(b, clientIP...)
+	}
+	b = append(b, ";proto="...)
+	b = append(b, proto...)
+	if host != "" {
+		b = append(b, ";host="...)
+		b = appendToken(b, host)
+	}
+	return b
+}
+
+// appendRequestID appends a new X-Request-Id value: this process's random
+// prefix and a counter.
+func appendRequestID(b []byte) []byte {
+	b = append(b, reqIDPrefix...)
+	b = append(b, '-')
+	return strconv.AppendUint(b, reqIDCounter.Add(1), 16)
 }
 
 // appendToken appends v, quoted as an RFC 7230 quoted-string unless it is a

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -37,11 +35,7 @@ func RequestFromHTTP(r *http.Request) *Request {
 // NewRequestID returns a new X-Request-Id value, unique in this process
 // and, with high probability, across processes.
 func NewRequestID() string {
-	b := make([]byte, 0, 32)
-	b = append(b, reqIDPrefix...)
-	b = append(b, '-')
-	b = strconv.AppendUint(b, reqIDCounter.Add(1), 16)
-	return string(b)
+	return string(appendRequestID(make([]byte, 0, 32)))
 }
 
 // SetForwardedHeaders sets the forwarding headers on h, an outgoing
@@ -69,20 +63,7 @@ func SetForwardedHeaders(h http.Header, remoteAddr, proto, host string) string {
 		fwd = append(fwd, prior...)
 		fwd = append(fwd, ", "...)
 	}
-	fwd = append(fwd, "for="...)
-	if strings.IndexByte(clientIP, ':') >= 0 {
-		fwd = append(fwd, "\"["...)
-		fwd = append(fwd, clientIP...)
-		fwd = append(fwd, "]\""...)
-	} else {
-		fwd = append(fwd, clientIP...)
-	}
-	fwd = append(fwd, ";proto="...)
-	fwd = append(fwd, proto...)
-	if host != "" {
-		fwd = append(fwd, ";host="...)
-		fwd = appendToken(fwd, host)
-	}
+	fwd = appendForwarded(fwd, clientIP, proto, host)
 	h.Set("Forwarded", string(fwd))
 	id := h.Get("X-Request-Id")
 	if id == "" {
