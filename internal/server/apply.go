@@ -46,7 +46,7 @@ func (s *Server) Apply(parent context.Context, cmd *Command) (*Result, error) {
 	for attempt := 0; ; attempt++ {
 		var res *Result
 		if s.IsLeader() {
-			res, err = s.ApplyLocal(ctx, cmd)
+			res, err = s.applyLocal(ctx, cmd, body)
 		} else {
 			res, err = s.batcher.forward(ctx, body)
 			s.countForward("write", err)
@@ -88,7 +88,12 @@ func (s *Server) waitLeader(parent, ctx context.Context, attempt int) error {
 
 // ApplyLocal commits cmd on this server, which must be the leader.
 func (s *Server) ApplyLocal(ctx context.Context, cmd *Command) (*Result, error) {
-	p, res, err := s.prepare(cmd, nil)
+	return s.applyLocal(ctx, cmd, nil)
+}
+
+// applyLocal is ApplyLocal with cmd's encoding, when the caller has it.
+func (s *Server) applyLocal(ctx context.Context, cmd *Command, raw []byte) (*Result, error) {
+	p, res, err := s.prepare(cmd, raw)
 	if p == nil {
 		return res, err
 	}

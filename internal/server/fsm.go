@@ -121,13 +121,15 @@ func (f *fsm) applyPacked(idx uint64, at time.Time, data []byte) []*Result {
 	raw, err := unpackEntry(data)
 	if err != nil {
 		// As for an undecodable command: apply nothing, on every replica.
-		return []*Result{{Index: idx, Error: fmt.Sprintf("undecodable log entry: %v", err), Kind: KindInvalid}}
+		return []*Result{undecodable(idx, err)}
 	}
 	cmds := make([]*Command, len(raw))
+	decodeErrs := make([]error, len(raw))
 	out := make([]*Result, len(raw))
 	together := true
 	for i, r := range raw {
-		if cmds[i], err = DecodeCommand(r); err != nil || !sharesEntry(cmds[i]) {
+		cmds[i], decodeErrs[i] = DecodeCommand(r)
+		if decodeErrs[i] != nil || !sharesEntry(cmds[i]) {
 			together = false
 		}
 	}
@@ -146,8 +148,12 @@ func (f *fsm) applyPacked(idx uint64, at time.Time, data []byte) []*Result {
 		}
 		b.Abort()
 	}
-	for i, r := range raw {
-		out[i] = f.apply(idx, at, r)
+	for i, c := range cmds {
+		if decodeErrs[i] != nil {
+			out[i] = undecodable(idx, decodeErrs[i])
+			continue
+		}
+		out[i] = f.applyCommand(idx, at, c)
 	}
 	return out
 }
@@ -205,26 +211,37 @@ func (f *fsm) waitApplied(idx uint64) (<-chan struct{}, bool) {
 func (f *fsm) apply(idx uint64, at time.Time, data []byte) *Result {
 	c, err := DecodeCommand(data)
 	if err != nil {
-		// A log entry we cannot read would mean a bug or a newer writer;
-		// applying nothing keeps every replica identical.
-		return &Result{Index: idx, Error: fmt.Sprintf("undecodable log entry: %v", err), Kind: KindInvalid}
+		return undecodable(idx, err)
+	}
+	return f.applyCommand(idx, at, c)
+}
+
+// undecodable is the result of a log entry or command we cannot read: it
+// would mean a bug or a newer writer, and applying nothing keeps every
+// replica identical.
+func undecodable(idx uint64, err error) *Result {
+	return &Result{Index: idx, Error: fmt.Sprintf("undecodable log entry: %v", err), Kind: KindInvalid}
+}
+
+// applyCommand applies one command at idx. Single-key KV writes go through
+// the same code as packed ones, in a transaction of their own.
+func (f *fsm) applyCommand(idx uint64, at time.Time, c *Command) *Result {
+	if sharesEntry(c) {
+		b := f.store.KVBatch(idx)
+		defer b.Abort()
+		res, err := applyKV(b, idx, c)
+		if err == nil {
+			err = b.Commit()
+		}
+		return withError(res, err)
 	}
 	res := &Result{Index: idx, OK: true}
+	var err error
 	switch c.Op {
-	case OpKVSet:
-		err = f.store.KVSet(idx, c.KV)
-	case OpKVCAS:
-		res.OK, err = f.store.KVCAS(idx, c.KV, c.CAS)
-	case OpKVDelete:
-		err = f.store.KVDelete(idx, c.Key)
-	case OpKVDeleteCAS:
-		res.OK, err = f.store.KVDeleteCAS(idx, c.Key, c.CAS)
+	case OpKVSet, OpKVCAS, OpKVLock, OpKVUnlock:
+		err = fmt.Errorf("%s without a key-value pair", c.Op)
 	case OpKVDeleteTree:
 		err = f.store.KVDeleteTree(idx, c.Key)
-	case OpKVLock:
-		res.OK, err = f.store.KVLock(idx, c.KV, c.ID)
-	case OpKVUnlock:
-		res.OK, err = f.store.KVUnlock(idx, c.KV, c.ID)
 	case OpSessionCreate:
 		err = f.store.SessionCreate(idx, c.Session)
 		if err == nil {
@@ -249,16 +266,22 @@ func (f *fsm) apply(idx uint64, at time.Time, data []byte) *Result {
 	default:
 		err = fmt.Errorf("unknown operation %q", c.Op)
 	}
-	if err != nil {
-		res.OK = false
-		res.Error = err.Error()
-		res.Kind = KindInvalid
-		switch {
-		case errors.Is(err, state.ErrNotFound):
-			res.Kind = KindNotFound
-		case errors.Is(err, errConflict):
-			res.Kind = KindConflict
-		}
+	return withError(res, err)
+}
+
+// withError records err, if any, in res and classifies it.
+func withError(res *Result, err error) *Result {
+	if err == nil {
+		return res
+	}
+	res.OK = false
+	res.Error = err.Error()
+	res.Kind = KindInvalid
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		res.Kind = KindNotFound
+	case errors.Is(err, errConflict):
+		res.Kind = KindConflict
 	}
 	return res
 }

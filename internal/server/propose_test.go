@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -157,5 +158,18 @@ func TestFSMAppliesPackedEntries(t *testing.T) {
 	}
 	if f.applied.Load() != 8 {
 		t.Fatalf("applied %d, want 8", f.applied.Load())
+	}
+}
+
+// A KV write without its pair (a bug or a hand-made entry) is an error on
+// every replica, never a panic in the FSM.
+func TestFSMRefusesKVWriteWithoutPair(t *testing.T) {
+	f := newFSM(state.New(), newMetrics(nil, func() *raft.Raft { return nil }, nil))
+	res := f.Apply(&raft.Log{Index: 3, Data: []byte(`{"op":"kv.set"}`)}).(*Result)
+	if res.OK || !strings.Contains(res.Error, "without a key-value pair") || res.Kind != KindInvalid {
+		t.Fatalf("result %+v", res)
+	}
+	if f.applied.Load() != 3 {
+		t.Fatalf("applied %d, want 3", f.applied.Load())
 	}
 }
