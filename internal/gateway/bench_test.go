@@ -24,7 +24,7 @@ func BenchmarkApply10kRoutes(b *testing.B) {
 		for j := range 10 {
 			s.Routes = append(s.Routes, api.Route{Host: fmt.Sprintf("h%d.example.com", i), PathPrefix: fmt.Sprintf("/p%d", j)})
 		}
-		list[i] = &api.ServiceEntry{Service: s}
+		list[i] = &api.ServiceEntry{Service: s, ModifyIndex: 1}
 	}
 	g.apply(list, 1)
 	if n := g.table.Load().http.Len(); n != 10000 {
@@ -35,6 +35,7 @@ func BenchmarkApply10kRoutes(b *testing.B) {
 	for i := range b.N {
 		e := *list[7]
 		e.Backends = []api.Backend{{Address: fmt.Sprintf("10.9.9.%d:80", i%250+1)}}
+		e.ModifyIndex = uint64(i + 2)
 		list[7] = &e
 		g.apply(list, uint64(i+2))
 	}

@@ -349,13 +349,13 @@ func (g *Gateway) apply(list []*api.ServiceEntry, idx uint64) {
 	var stopped []*service
 	for _, e := range list {
 		old := g.services[e.Name]
-		key := keyOf(e.Service)
-		if old != nil && old.rawKey == key {
+		// The store gives every change of a service a new ModifyIndex.
+		if old != nil && e.ModifyIndex != 0 && old.modifyIndex == e.ModifyIndex {
 			next[e.Name] = old
 			continue
 		}
 		s, r := g.newService(g.ctx, e.Service, old)
-		s.rawKey = key
+		s.modifyIndex = e.ModifyIndex
 		next[e.Name] = s
 		retired = append(retired, r...)
 		if old != nil {

@@ -21,9 +21,12 @@ import (
 // upstreams their connections, their health its state).
 type service struct {
 	g *Gateway
-	// rawKey is the stored spec's encoding, to spot changes.
-	rawKey string
-	spec   api.Service // defaults filled in
+	// modifyIndex is the stored spec's Raft index, to spot changes.
+	modifyIndex uint64
+	// groupKey and upKey encode the settings the health group and the
+	// backends' upstreams were made with, to keep them when unchanged.
+	groupKey, upKey string
+	spec            api.Service // defaults filled in
 	// hashed is the consistent-hash key source, "" when not hashing.
 	hashSource, hashName string
 	attempts             int
@@ -53,7 +56,6 @@ type backend struct {
 	// std forwards requests of HTTP/2 clients; it lives as long as up.
 	std    *stdTransport
 	target *health.Target
-	upKey  string // the upstream settings it was made with
 	// drainTimeout bounds the wait for its requests when it is retired.
 	drainTimeout time.Duration
 	requests     atomic.Uint64
@@ -119,8 +121,8 @@ func (g *Gateway) newService(ctx context.Context, raw api.Service, old *service)
 	s.m = g.metrics.service(sp.Name)
 
 	// The health group is kept when the checks are unchanged.
-	checkKey := keyOf([]any{sp.HealthCheck, sp.OutlierDetection, sp.PanicThreshold, sp.RequireHealthyFirst})
-	reuseGroup := old != nil && keyOf([]any{old.spec.HealthCheck, old.spec.OutlierDetection, old.spec.PanicThreshold, old.spec.RequireHealthyFirst}) == checkKey
+	s.groupKey = keyOf([]any{sp.HealthCheck, sp.OutlierDetection, sp.PanicThreshold, sp.RequireHealthyFirst})
+	reuseGroup := old != nil && old.groupKey == s.groupKey
 	if reuseGroup {
 		s.group = old.group
 	} else {
@@ -133,16 +135,16 @@ func (g *Gateway) newService(ctx context.Context, raw api.Service, old *service)
 		s.group.SetEventFunc(g.metrics.healthEvent)
 	}
 	check := spec.CheckSpec(sp.HealthCheck)
-	upKey := keyOf([]any{upstreamOptions(sp), sp.BackendProtocol})
+	s.upKey = keyOf([]any{upstreamOptions(sp), sp.BackendProtocol})
 	var retired []*backend
 	kept := map[string]bool{}
 	for _, b := range sp.Backends {
-		nb := &backend{spec: b, upKey: upKey, drainTimeout: sp.DrainTimeout.D(), rate: &rateMeter{}, m: g.metrics.backend(sp.Name, b.Address)}
+		nb := &backend{spec: b, drainTimeout: sp.DrainTimeout.D(), rate: &rateMeter{}, m: g.metrics.backend(sp.Name, b.Address)}
 		if old != nil {
 			if ob := old.backends[b.Address]; ob != nil {
 				nb.ep, nb.rate = ob.ep, ob.rate
 				nb.requests.Store(ob.requests.Load())
-				if ob.upKey == upKey {
+				if old.upKey == s.upKey {
 					nb.up, nb.std = ob.up, ob.std
 					kept[b.Address] = true
 				}
