@@ -164,9 +164,7 @@ func TestNoBackendsAnswers503NamingTheService(t *testing.T) {
 }
 
 func TestAllBackendsDownAnswers503Promptly(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := closedAddr(t)
 	svc := api.Service{Name: "gone", Routes: []api.Route{{Host: "gone.test"}}, Backends: []api.Backend{{Address: dead}}}
 	g := startGateway(t, newMemSource(svc))
 	start := time.Now()

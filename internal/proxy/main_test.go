@@ -238,6 +238,36 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// serveTCP listens on loopback and runs handle for each accepted
+// connection (closing it afterwards) until the test ends; it returns the
+// address.
+func serveTCP(tb testing.TB, handle func(c net.Conn)) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	tb.Cleanup(func() { l.Close(); wg.Wait() })
+	return l.Addr().String()
+}
+
 // closedPort returns a loopback address nobody listens on.
 func closedPort(t *testing.T) string {
 	t.Helper()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 )
@@ -12,30 +11,10 @@ import (
 // echoTCP echoes until EOF, then writes "bye" and closes.
 func echoTCP(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				io.Copy(c, c)
-				io.WriteString(c, "bye")
-			}()
-		}
-	}()
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	return l.Addr().String()
+	return serveTCP(t, func(c net.Conn) {
+		io.Copy(c, c)
+		io.WriteString(c, "bye")
+	})
 }
 
 func TestProxyTCP(t *testing.T) {
