@@ -99,6 +99,10 @@ type Service struct {
 	// DrainTimeout is how long in-flight requests to a removed backend may
 	// take to finish (default 30s).
 	DrainTimeout Duration `json:"drain_timeout,omitempty" yaml:"drain_timeout"`
+	// Run makes herd run the service's replicas itself; their running,
+	// healthy replicas become its backends. Nil for a service of static
+	// backends only.
+	Run *Run `json:"run,omitempty" yaml:"run"`
 }
 
 // Route matches traffic for a service. An HTTP route has a Host, a
