@@ -139,6 +139,7 @@ func Defaults(s api.Service) api.Service {
 	s.CircuitBreaker = &cb
 
 	setDuration(&s.DrainTimeout, defaultDrainTimeout)
+	s.Run = RunDefaults(s.Run)
 	return s
 }
 

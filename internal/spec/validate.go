@@ -149,8 +149,12 @@ func ValidateService(s *api.Service) error {
 		v.add("backend_protocol", "%q is not one of http1, h2c", s.BackendProtocol)
 	}
 
-	v.routes(s.Routes, tcp)
+	if len(s.Routes) > 0 || s.Run == nil {
+		// A service that herd runs may have no route (a worker).
+		v.routes(s.Routes, tcp)
+	}
 	v.backends(s.Backends)
+	v.run(s.Run, s)
 
 	alg := balance.Algorithm(s.Algorithm)
 	if alg == "" {
