@@ -230,6 +230,34 @@ type ServiceEntry struct {
 	Service
 	CreateIndex uint64 `json:"create_index"`
 	ModifyIndex uint64 `json:"modify_index"`
+	// RunVersion is the index at which the run section last changed in a
+	// way that needs new replicas (0 for a service without one).
+	RunVersion uint64 `json:"run_version,omitempty"`
+	// Rollout is the state of the latest rollout of the run section.
+	Rollout *Rollout `json:"rollout,omitempty"`
+}
+
+// Rollout states.
+const (
+	RolloutProgress = "progress"
+	RolloutComplete = "complete"
+	RolloutFailed   = "failed"
+	RolloutReverted = "reverted"
+)
+
+// Rollout is how the change to a service's RunVersion is going.
+type Rollout struct {
+	// Version is the RunVersion being rolled out.
+	Version uint64 `json:"version"`
+	// State is progress, complete, failed or reverted.
+	State string `json:"state"`
+	// Message says why it failed, or what it waits for.
+	Message string `json:"message,omitempty"`
+	// StableVersion and StableRun are the last version that completed,
+	// kept to revert to.
+	StableVersion uint64    `json:"stable_version,omitempty"`
+	StableRun     *Run      `json:"stable_run,omitempty"`
+	Since         time.Time `json:"since,omitzero"`
 }
 
 // BackendStatus is one backend as one gateway sees it.

@@ -235,6 +235,8 @@ type ReplicaStatus struct {
 	ExitCode  *int      `json:"exit_code,omitempty"`
 	Enforced  bool      `json:"enforced,omitempty"`
 	StartedAt time.Time `json:"started_at,omitzero"`
+	// HealthySince is when it last became healthy (zero when it is not).
+	HealthySince time.Time `json:"healthy_since,omitzero"`
 }
 
 // NodeResources is what a node offers to replicas.

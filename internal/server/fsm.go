@@ -35,6 +35,11 @@ const (
 	OpServiceUpsert  Op = "service.upsert"
 	OpServiceDelete  Op = "service.delete"
 	OpServiceDrain   Op = "service.drain"
+	OpServiceRollout Op = "service.rollout"
+	OpNodeRegister   Op = "node.register"
+	OpNodeEligible   Op = "node.eligibility"
+	OpReplicaPlan    Op = "replica.plan"
+	OpReplicaReport  Op = "replica.report"
 
 	// OpSessionRenew never enters the log: the leader resets the
 	// session's TTL timer. It travels the same forwarding path.
@@ -53,6 +58,21 @@ type Command struct {
 	ID      string            `json:"id,omitempty"`
 	// Drain is the flag service.drain sets on backend Key of service ID.
 	Drain bool `json:"drain,omitempty"`
+	// Node is what node.register records.
+	Node *api.Node `json:"node,omitempty"`
+	// Eligible and NodeDrain are node.eligibility's flags for node ID
+	// (nil: unchanged).
+	Eligible  *bool `json:"eligible,omitempty"`
+	NodeDrain *bool `json:"node_drain,omitempty"`
+	// Plan is replica.plan's change.
+	Plan *state.ReplicaPlan `json:"plan,omitempty"`
+	// Reports are replica.report's statuses from node ID.
+	Reports []api.ReplicaStatus `json:"reports,omitempty"`
+	// Version, State and Message are service.rollout's progress of
+	// service ID.
+	Version uint64 `json:"version,omitempty"`
+	State   string `json:"state,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
 // Result is what applying a Command produced.
@@ -263,6 +283,24 @@ func (f *fsm) applyCommand(idx uint64, at time.Time, c *Command) *Result {
 		err = f.store.ServiceDelete(idx, c.ID)
 	case OpServiceDrain:
 		err = f.store.ServiceSetDrain(idx, c.ID, c.Key, c.Drain)
+	case OpServiceRollout:
+		err = f.store.ServiceSetRollout(idx, c.ID, c.Version, c.State, c.Message)
+	case OpNodeRegister:
+		if c.Node == nil || c.Node.Name == "" {
+			err = errors.New("node.register without a node")
+		} else {
+			err = f.store.NodeRegister(idx, c.Node)
+		}
+	case OpNodeEligible:
+		err = f.store.NodeSetEligibility(idx, c.ID, c.Eligible, c.NodeDrain)
+	case OpReplicaPlan:
+		if c.Plan == nil {
+			err = errors.New("replica.plan without a plan")
+		} else {
+			err = f.store.ReplicaApplyPlan(idx, c.Plan)
+		}
+	case OpReplicaReport:
+		err = f.store.ReplicaReport(idx, c.ID, c.Reports)
 	default:
 		err = fmt.Errorf("unknown operation %q", c.Op)
 	}

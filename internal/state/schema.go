@@ -17,6 +17,8 @@ const (
 	tableIndex      = "index"
 	tableMeta       = "meta"
 	tableServices   = "services"
+	tableNodes      = "nodes"
+	tableReplicas   = "replicas"
 
 	// tableReaped is not a table but a row of the index table: the
 	// highest index of a reaped tombstone.
@@ -75,6 +77,20 @@ func schema() *memdb.DBSchema {
 			Name: tableServices,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
+			},
+		},
+		tableNodes: {
+			Name: tableNodes,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
+			},
+		},
+		tableReplicas: {
+			Name: tableReplicas,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"service": {Name: "service", Indexer: &memdb.StringFieldIndex{Field: "Service"}},
+				"node":    {Name: "node", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Node"}},
 			},
 		},
 		tableIndex: {

@@ -2,10 +2,12 @@ package state
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/spec"
 )
 
 // ServiceUpsert stores svc at idx, replacing any service of that name
@@ -20,11 +22,72 @@ func (s *Store) ServiceUpsert(idx uint64, svc *api.Service) error {
 	}
 	e := &api.ServiceEntry{Service: *svc, CreateIndex: idx, ModifyIndex: idx}
 	e.Kind = ""
+	var old *api.ServiceEntry
 	if raw != nil {
-		e.CreateIndex = raw.(*api.ServiceEntry).CreateIndex
+		old = raw.(*api.ServiceEntry)
+		e.CreateIndex = old.CreateIndex
 	}
+	setRunVersion(e, old, idx)
 	if err := txn.Insert(tableServices, e); err != nil {
 		return fmt.Errorf("service upsert: %w", err)
+	}
+	if err := setIndex(txn, tableServices, idx); err != nil {
+		return err
+	}
+	txn.Commit()
+	return nil
+}
+
+// setRunVersion gives e (replacing old, nil if new) its RunVersion and
+// Rollout: a run section whose version key changed starts a rollout at
+// idx, remembering the last completed version to revert to.
+func setRunVersion(e, old *api.ServiceEntry, idx uint64) {
+	if e.Run == nil {
+		return
+	}
+	if old != nil && old.Run != nil && spec.RunVersionKey(old.Run) == spec.RunVersionKey(e.Run) {
+		e.RunVersion, e.Rollout = old.RunVersion, old.Rollout
+		return
+	}
+	r := &api.Rollout{Version: idx, State: api.RolloutProgress, Since: time.Now().UTC()}
+	if old != nil && old.Rollout != nil {
+		r.StableVersion, r.StableRun = old.Rollout.StableVersion, old.Rollout.StableRun
+		if old.Rollout.State == api.RolloutComplete {
+			r.StableVersion, r.StableRun = old.RunVersion, old.Run
+		}
+	}
+	e.RunVersion, e.Rollout = idx, r
+}
+
+// ServiceSetRollout records a rollout's progress at idx. It applies only
+// while the service's RunVersion is still version.
+func (s *Store) ServiceSetRollout(idx uint64, name string, version uint64, state, msg string) error {
+	txn := s.writeTxn()
+	defer txn.Abort()
+	raw, err := txn.First(tableServices, "id", name)
+	if err != nil {
+		return fmt.Errorf("service rollout: %w", err)
+	}
+	if raw == nil {
+		return fmt.Errorf("service %q: %w", name, ErrNotFound)
+	}
+	old := raw.(*api.ServiceEntry)
+	if old.RunVersion != version || old.Rollout == nil {
+		return nil // superseded by a newer version
+	}
+	e := *old
+	r := *old.Rollout
+	if r.State != state {
+		r.Since = time.Now().UTC()
+	}
+	r.State, r.Message = state, msg
+	if state == api.RolloutComplete {
+		r.StableVersion, r.StableRun = version, old.Run
+	}
+	e.Rollout = &r
+	e.ModifyIndex = idx
+	if err := txn.Insert(tableServices, &e); err != nil {
+		return fmt.Errorf("service rollout: %w", err)
 	}
 	if err := setIndex(txn, tableServices, idx); err != nil {
 		return err

@@ -39,7 +39,7 @@ func (s *Store) Snapshot() *Snapshot {
 }
 
 // snapshotTables lists the tables in the order they are written.
-var snapshotTables = []string{tableMeta, tableIndex, tableMembers, tableSessions, tableKV, tableTombstones, tableServices}
+var snapshotTables = []string{tableMeta, tableIndex, tableMembers, tableSessions, tableKV, tableTombstones, tableServices, tableNodes, tableReplicas}
 
 // WriteTo streams the snapshot as JSON lines.
 func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
@@ -156,6 +156,10 @@ func newObject(table string) (any, error) {
 		return &metaEntry{}, nil
 	case tableServices:
 		return &api.ServiceEntry{}, nil
+	case tableNodes:
+		return &api.Node{}, nil
+	case tableReplicas:
+		return &api.Replica{}, nil
 	}
 	return nil, fmt.Errorf("unknown table %q", table)
 }

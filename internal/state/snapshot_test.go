@@ -74,7 +74,14 @@ func fillStore(t testing.TB, s *Store) uint64 {
 		Retry:       &api.Retry{Attempts: 2, On: []string{"5xx"}}}))
 	must(s.ServiceUpsert(26, &api.Service{Name: "db", Protocol: "tcp", Routes: []api.Route{{Port: 5432}}}))
 	must(s.ServiceSetDrain(27, "web", "10.0.0.2:80", true))
-	return 27
+	must(s.NodeRegister(28, &api.Node{Name: "n1", Zone: "z1", Labels: map[string]string{"disk": "ssd"}, Address: "10.0.0.1",
+		Drivers: map[string]string{"exec": "", "docker": "no engine"}, Resources: api.NodeResources{CPU: 2000, MemoryMB: 4096, PortMin: 20000, PortMax: 29999}}))
+	code := 3
+	must(s.ReplicaApplyPlan(29, &ReplicaPlan{Upsert: []*api.Replica{{ID: "app-0001", Service: "app", Version: 26, Node: "n1",
+		Address: "10.0.0.1", Ports: map[string]int{"http": 20000}, Desired: api.DesiredRun, State: api.ReplicaBackoff,
+		Health: api.HealthUnknown, Restarts: 4, ExitCode: &code, Resources: api.Resources{CPU: 100, MemoryMB: 64},
+		StartedAt: time.Date(2024, 5, 7, 1, 0, 0, 0, time.UTC)}}}))
+	return 29
 }
 
 func TestSnapshotRestoreRoundTrip(t *testing.T) {
