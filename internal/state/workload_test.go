@@ -85,7 +85,7 @@ func TestReplicaReportAndPlan(t *testing.T) {
 	err := s.ReplicaReport(6, "n1", []api.ReplicaStatus{
 		{ID: "w-1", State: api.ReplicaRunning, Health: api.HealthHealthy, StartedAt: now, HealthySince: now, Restarts: 2},
 		{ID: "w-2", State: api.ReplicaRunning, Health: api.HealthHealthy}, // not on n1: ignored
-		{ID: "gone", State: api.ReplicaRunning},                            // unknown: ignored
+		{ID: "gone", State: api.ReplicaRunning},                           // unknown: ignored
 	})
 	if err != nil {
 		t.Fatal(err)
