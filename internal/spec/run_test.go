@@ -71,9 +71,11 @@ func TestRunParseRejectsUnknownField(t *testing.T) {
 
 func TestRunValid(t *testing.T) {
 	for name, edit := range map[string]func(*api.Service){
-		"exec":          func(s *api.Service) {},
-		"no routes":     func(s *api.Service) { s.Routes = nil },
-		"docker":        func(s *api.Service) { s.Run = &api.Run{Driver: "docker", Image: "web:1", Ports: []api.Port{{Name: "http", ContainerPort: 8080}}} },
+		"exec":      func(s *api.Service) {},
+		"no routes": func(s *api.Service) { s.Routes = nil },
+		"docker": func(s *api.Service) {
+			s.Run = &api.Run{Driver: "docker", Image: "web:1", Ports: []api.Port{{Name: "http", ContainerPort: 8080}}}
+		},
 		"zero replicas": func(s *api.Service) { n := 0; s.Run.Replicas = &n },
 		"autoscale": func(s *api.Service) {
 			n := 2
@@ -113,7 +115,9 @@ func TestRunInvalid(t *testing.T) {
 		{"signal", func(s *api.Service) { s.Run.StopSignal = "SIGFOO" }, "run.stop_signal"},
 		{"replicas", func(s *api.Service) { n := -1; s.Run.Replicas = &n }, "run.replicas: -1 is not in 0..10000"},
 		{"cpu", func(s *api.Service) { s.Run.Resources = &api.Resources{CPU: -5} }, "run.resources.cpu"},
-		{"constraint op", func(s *api.Service) { s.Run.Constraints = []api.Constraint{{Attribute: "zone", Op: "like", Values: []string{"x"}}} }, `run.constraints[0].op: "like"`},
+		{"constraint op", func(s *api.Service) {
+			s.Run.Constraints = []api.Constraint{{Attribute: "zone", Op: "like", Values: []string{"x"}}}
+		}, `run.constraints[0].op: "like"`},
 		{"equals values", func(s *api.Service) {
 			s.Run.Constraints = []api.Constraint{{Attribute: "zone", Op: "equals", Values: []string{"a", "b"}}}
 		}, "run.constraints[0].values: equals takes exactly one value, not 2"},
