@@ -381,6 +381,16 @@ func (c *Client) ServiceList(ctx context.Context, q *QueryOptions) ([]*ServiceEn
 	return out, meta, err
 }
 
+// ServiceListResolved is ServiceList as gateways see it: the backends of
+// a service that herd runs are its running, healthy replicas.
+func (c *Client) ServiceListResolved(ctx context.Context, q *QueryOptions) ([]*ServiceEntry, *Meta, error) {
+	v := url.Values{"resolve": {""}}
+	q.values(v)
+	var out []*ServiceEntry
+	meta, _, err := c.do(ctx, http.MethodGet, "/v1/services", v, nil, &out)
+	return out, meta, err
+}
+
 // ServiceDelete removes a service.
 func (c *Client) ServiceDelete(ctx context.Context, name string) error {
 	_, _, err := c.do(ctx, http.MethodDelete, "/v1/service/"+url.PathEscape(name), nil, nil, nil)
@@ -404,4 +414,114 @@ func (c *Client) GatewayServices(ctx context.Context) ([]GatewayService, error) 
 	var out []GatewayService
 	_, _, err := c.do(ctx, http.MethodGet, "/v1/gateway/services", nil, nil, &out)
 	return out, err
+}
+
+func jsonBody(v any) (io.Reader, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.NewReader(b), nil
+}
+
+// Replicas lists replicas: all, or those of a service, or on a node (both
+// may be given).
+func (c *Client) Replicas(ctx context.Context, service, node string, q *QueryOptions) ([]*Replica, *Meta, error) {
+	v := url.Values{}
+	q.values(v)
+	if service != "" {
+		v.Set("service", service)
+	}
+	if node != "" {
+		v.Set("node", node)
+	}
+	var out []*Replica
+	meta, _, err := c.do(ctx, http.MethodGet, "/v1/replicas", v, nil, &out)
+	return out, meta, err
+}
+
+// Nodes lists the nodes that can run replicas.
+func (c *Client) Nodes(ctx context.Context, q *QueryOptions) ([]*Node, *Meta, error) {
+	v := url.Values{}
+	q.values(v)
+	var out []*Node
+	meta, _, err := c.do(ctx, http.MethodGet, "/v1/nodes", v, nil, &out)
+	return out, meta, err
+}
+
+// Node reads one node; nil when there is none.
+func (c *Client) Node(ctx context.Context, name string) (*Node, error) {
+	var out *Node
+	_, _, err := c.do(ctx, http.MethodGet, "/v1/node/"+url.PathEscape(name), nil, nil, &out)
+	return out, err
+}
+
+// NodeRegister records what a node reports about itself.
+func (c *Client) NodeRegister(ctx context.Context, n *Node) error {
+	body, err := jsonBody(n)
+	if err != nil {
+		return err
+	}
+	_, _, err = c.do(ctx, http.MethodPut, "/v1/node/"+url.PathEscape(n.Name)+"/register", nil, body, nil)
+	return err
+}
+
+// NodeReport records a node's report about its replicas.
+func (c *Client) NodeReport(ctx context.Context, node string, st []ReplicaStatus) error {
+	body, err := jsonBody(st)
+	if err != nil {
+		return err
+	}
+	_, _, err = c.do(ctx, http.MethodPut, "/v1/node/"+url.PathEscape(node)+"/replicas", nil, body, nil)
+	return err
+}
+
+// NodeEligibility makes a node eligible for new replicas or not.
+func (c *Client) NodeEligibility(ctx context.Context, node string, eligible bool) error {
+	_, _, err := c.do(ctx, http.MethodPut, "/v1/node/"+url.PathEscape(node)+"/eligibility",
+		url.Values{"enable": {strconv.FormatBool(eligible)}}, nil, nil)
+	return err
+}
+
+// NodeDrain starts (or ends) draining a node: its replicas move elsewhere.
+func (c *Client) NodeDrain(ctx context.Context, node string, drain bool) error {
+	_, _, err := c.do(ctx, http.MethodPut, "/v1/node/"+url.PathEscape(node)+"/drain",
+		url.Values{"enable": {strconv.FormatBool(drain)}}, nil, nil)
+	return err
+}
+
+// ReplicaLogs opens a replica's log stream (stdout or stderr) on the agent
+// this client talks to, which must be the one running it: the last tail
+// lines (0: all), then new lines while follow is set. Close the reader.
+func (c *Client) ReplicaLogs(ctx context.Context, id, stream string, tail int, follow bool) (io.ReadCloser, error) {
+	v := url.Values{"stream": {stream}, "tail": {strconv.Itoa(tail)}}
+	if follow {
+		v.Set("follow", "true")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/agent/replica/"+url.PathEscape(id)+"/logs?"+v.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("logs of %s: %w", id, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e Error
+		msg := strings.TrimSpace(string(data))
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		return nil, &StatusError{Code: resp.StatusCode, Message: msg}
+	}
+	return resp.Body, nil
+}
+
+// Close releases the client's idle connections.
+func (c *Client) Close() {
+	if t, ok := c.http.Transport.(*http.Transport); ok {
+		t.CloseIdleConnections()
+	}
 }

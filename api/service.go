@@ -245,7 +245,10 @@ const (
 	RolloutReverted = "reverted"
 )
 
-// Rollout is how the change to a service's RunVersion is going.
+// Rollout is how the change to a service's RunVersion is going. A rollout
+// that fails with auto_revert is reverted at once: the service's run
+// section goes back to StableRun, as a new version whose rollout says
+// RevertedFrom.
 type Rollout struct {
 	// Version is the RunVersion being rolled out.
 	Version uint64 `json:"version"`
@@ -255,9 +258,12 @@ type Rollout struct {
 	Message string `json:"message,omitempty"`
 	// StableVersion and StableRun are the last version that completed,
 	// kept to revert to.
-	StableVersion uint64    `json:"stable_version,omitempty"`
-	StableRun     *Run      `json:"stable_run,omitempty"`
-	Since         time.Time `json:"since,omitzero"`
+	StableVersion uint64 `json:"stable_version,omitempty"`
+	StableRun     *Run   `json:"stable_run,omitempty"`
+	// RevertedFrom is the version whose failed rollout this one reverts
+	// (0 if none).
+	RevertedFrom uint64    `json:"reverted_from,omitempty"`
+	Since        time.Time `json:"since,omitzero"`
 }
 
 // BackendStatus is one backend as one gateway sees it.

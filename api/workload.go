@@ -217,6 +217,11 @@ type Replica struct {
 	// healthy.
 	StartedAt    time.Time `json:"started_at,omitzero"`
 	HealthySince time.Time `json:"healthy_since,omitzero"`
+	// Run is the run section (defaults applied) of the version this
+	// replica runs, and Check the service's health check: a node restarts
+	// a replica as it was placed even after the service has changed.
+	Run   *Run         `json:"run,omitempty"`
+	Check *HealthCheck `json:"check,omitempty"`
 	// Replaces is the ID of the lost replica this one replaces.
 	Replaces    string    `json:"replaces,omitempty"`
 	CreateTime  time.Time `json:"create_time,omitzero"`

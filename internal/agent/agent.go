@@ -27,11 +27,13 @@ import (
 
 	"github.com/herd-cluster/herd/api"
 	"github.com/herd-cluster/herd/internal/config"
+	"github.com/herd-cluster/herd/internal/driver/docker"
 	"github.com/herd-cluster/herd/internal/gateway"
 	"github.com/herd-cluster/herd/internal/httpapi"
 	"github.com/herd-cluster/herd/internal/logging"
 	"github.com/herd-cluster/herd/internal/membership"
 	"github.com/herd-cluster/herd/internal/server"
+	"github.com/herd-cluster/herd/internal/supervisor"
 	"github.com/herd-cluster/herd/internal/ui"
 	"github.com/herd-cluster/herd/internal/version"
 )
@@ -68,6 +70,13 @@ type Agent struct {
 	// happen once; gatewayErr is its result.
 	gatewayOnce sync.Once
 	gatewayErr  error
+
+	// supervisor runs this node's replicas (nil when workloads are
+	// disabled); wlClient is its client of the agent's own API and docker
+	// the docker driver (nil without one).
+	supervisor *supervisor.Supervisor
+	wlClient   *api.Client
+	docker     *docker.Driver
 }
 
 // New starts an agent. cfg must have been finalized (config.Finalize).
@@ -166,6 +175,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 			Gossip:            a.gossip,
 			Logger:            a.logger,
 			Registerer:        a.registry,
+			LeaderTasks:       []func(context.Context){a.controllerTask()},
 		})
 		if err != nil {
 			rpcLn.Close()
@@ -185,6 +195,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 		EnableDebug: cfg.EnableDebug,
 		Logger:      a.logger.With("component", "http"),
 		Gateway:     a.gatewayServices,
+		Logs:        a.replicaLogs,
 	})
 	a.httpSrv = &http.Server{
 		Handler:           handler,
@@ -211,6 +222,9 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 		})
 	}
 	if err := a.startGateway(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.startWorkload(ctx, httpAddr); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -283,6 +297,7 @@ func (a *Agent) abort() {
 		_ = a.httpSrv.Close()
 	}
 	a.wg.Wait()
+	a.closeWorkload()
 	if a.unlockData != nil {
 		a.unlockData()
 	}
@@ -412,6 +427,7 @@ func (a *Agent) stop() error {
 		errs = append(errs, err)
 	}
 	a.wg.Wait()
+	a.closeWorkload()
 	a.unlockData()
 	if a.tempDir {
 		if err := os.RemoveAll(a.dataDir); err != nil {

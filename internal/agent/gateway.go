@@ -24,7 +24,7 @@ func (s storeSource) Services(ctx context.Context, index uint64) ([]*api.Service
 	for {
 		ws := memdb.NewWatchSet()
 		ws.Add(s.store.AbandonCh())
-		idx, list, err := s.store.ServiceList(ws)
+		idx, list, err := s.store.ServiceListResolved(ws)
 		if err != nil || idx != index {
 			return list, idx, err
 		}
@@ -54,7 +54,7 @@ func (s storeSource) KVList(ctx context.Context, prefix string, index uint64) ([
 type apiSource struct{ client *api.Client }
 
 func (s apiSource) Services(ctx context.Context, index uint64) ([]*api.ServiceEntry, uint64, error) {
-	list, meta, err := s.client.ServiceList(ctx, &api.QueryOptions{WaitIndex: index, Stale: true})
+	list, meta, err := s.client.ServiceListResolved(ctx, &api.QueryOptions{WaitIndex: index, Stale: true})
 	if err != nil {
 		return nil, 0, err
 	}

@@ -57,6 +57,39 @@ type Raft struct {
 // DefaultDevGatewayPort is the gateway's HTTP port in dev mode.
 const DefaultDevGatewayPort = 7780
 
+// Workload configures the replicas an agent runs. Every agent runs the
+// replicas the cluster places on it unless Disabled.
+type Workload struct {
+	// Disabled keeps this agent from running replicas (it registers no
+	// node).
+	Disabled bool `yaml:"disabled"`
+	// CPU (millicores) and MemoryMB are what the node offers to replicas.
+	// Default: all of the machine's (cores × 1000, total memory).
+	CPU      int `yaml:"cpu"`
+	MemoryMB int `yaml:"memory_mb"`
+	// PortMin..PortMax is the range replica ports come from. Default
+	// 20000-32000.
+	PortMin int `yaml:"port_min"`
+	PortMax int `yaml:"port_max"`
+	// DockerHost is the Docker engine to use; empty: $DOCKER_HOST or the
+	// default socket. A node without an engine runs no docker replicas.
+	DockerHost string `yaml:"docker_host"`
+	// NodeGrace is how long (on the leader) a failed node may come back
+	// before its replicas are replaced. Default 2s.
+	NodeGrace Duration `yaml:"node_grace"`
+	// StopOnExit stops this agent's replicas when it stops (dev mode and
+	// tests). By default they keep running and the next agent started on
+	// the same data dir re-attaches to them. Not read from the file.
+	StopOnExit bool `yaml:"-"`
+}
+
+// Defaults of the workload section.
+const (
+	DefaultPortMin   = 20000
+	DefaultPortMax   = 32000
+	DefaultNodeGrace = 2 * time.Second
+)
+
 // Gateway configures the agent's load-balancing gateway. It is off unless
 // a listener is set (in dev mode it listens on 127.0.0.1:7780).
 type Gateway struct {
@@ -142,6 +175,8 @@ type Config struct {
 	Raft Raft `yaml:"raft"`
 	// Gateway configures the load-balancing gateway this agent runs.
 	Gateway Gateway `yaml:"gateway"`
+	// Workload configures the replicas this agent runs for the cluster.
+	Workload Workload `yaml:"workload"`
 	// Dev runs a single in-memory-ish node (server and client) with data
 	// in a temporary directory and listeners on loopback. Not read from
 	// the file; set by --dev.
@@ -172,6 +207,7 @@ func Default() Config {
 		LogLevel:          "info",
 		LogFormat:         "text",
 		Gateway:           Gateway{TLSKVPrefix: DefaultTLSKVPrefix},
+		Workload:          Workload{PortMin: DefaultPortMin, PortMax: DefaultPortMax, NodeGrace: Duration(DefaultNodeGrace)},
 		Raft: Raft{
 			HeartbeatTimeout:   Duration(500 * time.Millisecond),
 			ElectionTimeout:    Duration(500 * time.Millisecond),
@@ -220,6 +256,8 @@ func (c *Config) Finalize() error {
 			}
 			c.Gateway.HTTP = net.JoinHostPort(c.BindAddr, strconv.Itoa(port))
 		}
+		// A dev agent's data dir is temporary: its replicas go with it.
+		c.Workload.StopOnExit = true
 	}
 	if c.NodeName == "" {
 		h, err := os.Hostname()
@@ -323,6 +361,23 @@ func (c *Config) Validate() error {
 	}
 	if r.LeaderLeaseTimeout > r.HeartbeatTimeout {
 		add(fieldErr("raft.leader_lease_timeout", "must not exceed raft.heartbeat_timeout"))
+	}
+	if w := c.Workload; !w.Disabled {
+		switch {
+		case w.CPU < 0:
+			add(fieldErr("workload.cpu", "must not be negative"))
+		case w.MemoryMB < 0:
+			add(fieldErr("workload.memory_mb", "must not be negative"))
+		}
+		switch {
+		case w.PortMin < 1024 || w.PortMin > 65535:
+			add(fieldErr("workload.port_min", "%d is not a port in 1024-65535", w.PortMin))
+		case w.PortMax < w.PortMin || w.PortMax > 65535:
+			add(fieldErr("workload.port_max", "%d must be in port_min (%d)-65535", w.PortMax, w.PortMin))
+		}
+		if w.NodeGrace < 0 {
+			add(fieldErr("workload.node_grace", "must not be negative"))
+		}
 	}
 	if r.SnapshotThreshold == 0 {
 		add(fieldErr("raft.snapshot_threshold", "must be positive"))

@@ -56,6 +56,13 @@ gateway:
   tls_kv_prefix: certs/
   tcp_ports: [5432, 6379]
   access_log: stdout
+workload:
+  cpu: 4000
+  memory_mb: 8192
+  port_min: 30000
+  port_max: 30999
+  docker_host: unix:///run/docker.sock
+  node_grace: 3s
 `
 
 func fullConfig() Config {
@@ -87,6 +94,8 @@ func fullConfig() Config {
 		Gateway: Gateway{HTTP: "0.0.0.0:8080", HTTPS: "0.0.0.0:8443", TLSKVPrefix: "certs/",
 			TLS:      []TLSCert{{CertFile: "/etc/herd/tls/example.crt", KeyFile: "/etc/herd/tls/example.key"}},
 			TCPPorts: []int{5432, 6379}, AccessLog: "stdout"},
+		Workload: Workload{CPU: 4000, MemoryMB: 8192, PortMin: 30000, PortMax: 30999,
+			DockerHost: "unix:///run/docker.sock", NodeGrace: Duration(3 * time.Second)},
 	}
 }
 

@@ -106,3 +106,22 @@ func tcpCheck(ctx context.Context, addr string, timeout time.Duration) error {
 	c.Close()
 	return nil
 }
+
+// Prober runs single active checks outside a Group, as a node's supervisor
+// does for its own replicas. The zero value is not usable: call NewProber.
+type Prober struct{ client *http.Client }
+
+// NewProber returns a Prober. Its client keeps no idle connections, so
+// dropping it leaks nothing.
+func NewProber() *Prober { return &Prober{client: newCheckClient()} }
+
+// Probe runs one check of addr as s describes; nil means it passed.
+func (p *Prober) Probe(ctx context.Context, addr string, s *CheckSpec) error {
+	switch s.Type {
+	case CheckHTTP:
+		return httpCheck(ctx, p.client, addr, s)
+	case CheckTCP:
+		return tcpCheck(ctx, addr, s.Timeout)
+	}
+	return fmt.Errorf("unknown check type %q", s.Type)
+}

@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,6 +62,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Gateway reports this agent's gateway view; nil when it runs none.
 	Gateway func() []api.GatewayService
+	// Logs writes the last tail lines (0: all) of a replica's stream
+	// (stdout or stderr) run by this agent to w, then follows it while
+	// follow is set; nil when this agent runs no replicas.
+	Logs func(ctx context.Context, w io.Writer, id, stream string, tail int, follow bool) error
 }
 
 // API is the HTTP handler.
@@ -152,6 +157,15 @@ func (a *API) routes() {
 	a.handle("PUT /v1/service/{name}/enable", a.stateful(a.serviceDrain(false)))
 
 	a.handle("GET /v1/gateway/services", a.gatewayServices)
+
+	a.handle("GET /v1/replicas", a.stateful(a.replicaList))
+	a.handle("GET /v1/nodes", a.stateful(a.nodeList))
+	a.handle("GET /v1/node/{name}", a.stateful(a.nodeGet))
+	a.handle("PUT /v1/node/{name}/register", a.stateful(a.nodeRegister))
+	a.handle("PUT /v1/node/{name}/replicas", a.stateful(a.nodeReport))
+	a.handle("PUT /v1/node/{name}/eligibility", a.stateful(a.nodeFlag(false)))
+	a.handle("PUT /v1/node/{name}/drain", a.stateful(a.nodeFlag(true)))
+	a.handle("GET /v1/agent/replica/{id}/logs", a.replicaLogs)
 
 	a.handle("GET /v1/agent/self", a.agentSelf)
 	a.handle("GET /v1/agent/members", a.agentMembers)

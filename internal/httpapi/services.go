@@ -18,7 +18,14 @@ const maxServiceBytes = 4 << 20
 func (a *API) serviceList(w http.ResponseWriter, r *http.Request) error {
 	var out []*api.ServiceEntry
 	err := a.blockingQuery(w, r, func(ws memdb.WatchSet) (uint64, error) {
-		idx, list, err := a.cfg.Server.Store().ServiceList(ws)
+		var idx uint64
+		var list []*api.ServiceEntry
+		var err error
+		if r.URL.Query().Has("resolve") {
+			idx, list, err = a.cfg.Server.Store().ServiceListResolved(ws)
+		} else {
+			idx, list, err = a.cfg.Server.Store().ServiceList(ws)
+		}
 		out = list
 		return idx, err
 	})

@@ -247,7 +247,15 @@ func validateCommand(c *server.Command) error {
 		if err := spec.ValidateService(c.Service); err != nil {
 			return errorf(http.StatusBadRequest, "%v", err)
 		}
-	case server.OpServiceDelete, server.OpServiceDrain:
+	case server.OpServiceDelete, server.OpServiceDrain, server.OpServiceRollout, server.OpNodeEligible, server.OpReplicaReport:
+	case server.OpNodeRegister:
+		if c.Node == nil || c.Node.Name == "" {
+			return errorf(http.StatusBadRequest, "command %s needs node", c.Op)
+		}
+	case server.OpReplicaPlan:
+		if c.Plan == nil {
+			return errorf(http.StatusBadRequest, "command %s needs plan", c.Op)
+		}
 	case server.OpKVDelete, server.OpKVDeleteCAS, server.OpKVDeleteTree, server.OpSessionDestroy,
 		server.OpSessionRenew, server.OpMemberDelete, server.OpClusterInit:
 	default:

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -88,6 +89,12 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	_, sessions, _ := s.store.SessionList(nil, "")
 	for _, se := range sessions {
 		s.sessions.reset(se)
+	}
+
+	var tasks sync.WaitGroup
+	defer tasks.Wait()
+	for _, task := range s.cfg.LeaderTasks {
+		tasks.Go(func() { task(ctx) })
 	}
 
 	tick := time.NewTicker(time.Second)

@@ -66,6 +66,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the server's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// LeaderTasks run while this server leads (after its barrier), each
+	// in its own goroutine until its context ends with the leadership.
+	LeaderTasks []func(ctx context.Context)
 }
 
 // Server is a running Raft server.

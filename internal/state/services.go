@@ -60,7 +60,9 @@ func setRunVersion(e, old *api.ServiceEntry, idx uint64) {
 }
 
 // ServiceSetRollout records a rollout's progress at idx. It applies only
-// while the service's RunVersion is still version.
+// while the service's RunVersion is still version. State reverted rolls
+// the service back to its last completed run section as a new version
+// (failed when there is none).
 func (s *Store) ServiceSetRollout(idx uint64, name string, version uint64, state, msg string) error {
 	txn := s.writeTxn()
 	defer txn.Abort()
@@ -81,8 +83,21 @@ func (s *Store) ServiceSetRollout(idx uint64, name string, version uint64, state
 		r.Since = time.Now().UTC()
 	}
 	r.State, r.Message = state, msg
-	if state == api.RolloutComplete {
+	switch {
+	case state == api.RolloutComplete:
 		r.StableVersion, r.StableRun = version, old.Run
+	case state == api.RolloutReverted && r.StableRun != nil:
+		// Go back to the last good run section, keeping the count, as a
+		// new version.
+		back := *r.StableRun
+		back.Replicas, back.Autoscale = old.Run.Replicas, old.Run.Autoscale
+		e.Run = &back
+		e.RunVersion = idx
+		r = api.Rollout{Version: idx, State: api.RolloutProgress, Since: time.Now().UTC(),
+			Message: fmt.Sprintf("reverting version %d: %s", version, msg), RevertedFrom: version,
+			StableVersion: r.StableVersion, StableRun: r.StableRun}
+	case state == api.RolloutReverted:
+		r.State = api.RolloutFailed // nothing to go back to
 	}
 	e.Rollout = &r
 	e.ModifyIndex = idx

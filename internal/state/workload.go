@@ -2,10 +2,13 @@ package state
 
 import (
 	"fmt"
+	"net"
+	"strconv"
 
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/scheduler"
 )
 
 // NodeRegister records the attributes a client node reports about itself
@@ -131,26 +134,12 @@ func (s *Store) Nodes(ws memdb.WatchSet) (uint64, []*api.Node, error) {
 	}
 	for raw := rit.Next(); raw != nil; raw = rit.Next() {
 		r := raw.(*api.Replica)
-		if u := used[r.Node]; u != nil && HoldsResources(r) {
+		if u := used[r.Node]; u != nil && scheduler.HoldsResources(r) {
 			u.CPU += r.Resources.CPU
 			u.MemoryMB += r.Resources.MemoryMB
 		}
 	}
 	return max(idx, 1), out, nil
-}
-
-// HoldsResources reports whether a replica still occupies its node: it is
-// meant to run, or it is being stopped and has not confirmed it stopped.
-// A lost replica holds nothing (its node is gone).
-func HoldsResources(r *api.Replica) bool {
-	if r.Node == "" {
-		return false
-	}
-	switch r.State {
-	case api.ReplicaLost, api.ReplicaStopped, api.ReplicaFailed:
-		return r.Desired == api.DesiredRun && r.State != api.ReplicaLost
-	}
-	return true
 }
 
 // ReplicaPlan is one atomic change of replicas, written by the leader's
@@ -219,7 +208,9 @@ func (s *Store) ReplicaReport(idx uint64, node string, reports []api.ReplicaStat
 			continue
 		}
 		e := *raw.(*api.Replica)
-		if e.State != api.ReplicaLost {
+		// Only the leader declares a replica lost; the node that comes back
+		// may only say that it stopped it.
+		if e.State != api.ReplicaLost || st.State == api.ReplicaStopped || st.State == api.ReplicaFailed {
 			e.State = st.State
 		}
 		e.Health, e.Restarts, e.CrashLoop, e.Error, e.ExitCode = st.Health, st.Restarts, st.CrashLoop, st.Error, st.ExitCode
@@ -272,4 +263,73 @@ func (s *Store) Replicas(ws memdb.WatchSet, service, node string) (uint64, []*ap
 		out = append(out, r)
 	}
 	return max(idx, 1), out, nil
+}
+
+// ServiceListResolved is ServiceList for gateways: the backends of every
+// service that herd runs are its replicas that are meant to run and are
+// running and healthy, at the node's address and the replica's first
+// port. Such a service's ModifyIndex is raised to its newest replica's, so
+// that a gateway sees every change of its backends. The index covers the
+// services, replicas and nodes.
+func (s *Store) ServiceListResolved(ws memdb.WatchSet) (uint64, []*api.ServiceEntry, error) {
+	idx, list, err := s.ServiceList(ws)
+	if err != nil {
+		return 0, nil, err
+	}
+	ridx, reps, err := s.Replicas(ws, "", "")
+	if err != nil {
+		return 0, nil, err
+	}
+	nidx, nodes, err := s.Nodes(ws)
+	if err != nil {
+		return 0, nil, err
+	}
+	zone := make(map[string]string, len(nodes))
+	for _, n := range nodes {
+		zone[n.Name] = n.Zone
+	}
+	bySvc := map[string][]*api.Replica{}
+	for _, r := range reps {
+		bySvc[r.Service] = append(bySvc[r.Service], r)
+	}
+	out := make([]*api.ServiceEntry, len(list))
+	for i, e := range list {
+		if e.Run == nil {
+			out[i] = e
+			continue
+		}
+		c := *e
+		c.Backends = []api.Backend{}
+		for _, r := range bySvc[e.Name] {
+			c.ModifyIndex = max(c.ModifyIndex, r.ModifyIndex)
+			if !Routable(r) {
+				continue
+			}
+			c.Backends = append(c.Backends, api.Backend{
+				Address: net.JoinHostPort(r.Address, strconv.Itoa(r.Ports[firstPort(r)])),
+				Weight:  1, Zone: zone[r.Node],
+				Labels: map[string]string{"replica": r.ID, "node": r.Node},
+			})
+		}
+		out[i] = &c
+	}
+	return max(idx, ridx, nidx), out, nil
+}
+
+// Routable reports whether a gateway may send traffic to a replica: it is
+// meant to run, runs and is healthy, and its node was not given up on.
+func Routable(r *api.Replica) bool {
+	return r.Desired == api.DesiredRun && r.State == api.ReplicaRunning && r.Health == api.HealthHealthy &&
+		r.Node != "" && r.Address != "" && len(r.Ports) > 0
+}
+
+// firstPort is the name of the replica's port the gateway routes to.
+func firstPort(r *api.Replica) string {
+	if r.Run != nil && len(r.Run.Ports) > 0 {
+		return r.Run.Ports[0].Name
+	}
+	for name := range r.Ports {
+		return name // a single port (the default "http")
+	}
+	return ""
 }

@@ -54,7 +54,7 @@ func TestNodesStatusEligibilityAndUsage(t *testing.T) {
 		used     api.Resources
 	}{
 		"a": {api.NodeReady, false, api.Resources{}},
-		"b": {api.NodeDown, true, api.Resources{}},
+		"b": {api.NodeDown, true, api.Resources{CPU: 999, MemoryMB: 999}}, // a lost replica may still run there
 		"c": {api.NodeUnknown, true, api.Resources{CPU: 350, MemoryMB: 192}},
 	}
 	for _, n := range nodes {
@@ -183,5 +183,27 @@ func TestServiceRunVersionAndRollout(t *testing.T) {
 	_, e, _ = s.ServiceGet(nil, "w")
 	if e.Rollout.State != api.RolloutProgress {
 		t.Fatalf("stale report applied: %+v", e.Rollout)
+	}
+	// Reverting goes back to the completed run section, as a new version,
+	// keeping the count.
+	if err := s.ServiceSetRollout(10, "w", 8, api.RolloutReverted, "replica w-1 not healthy"); err != nil {
+		t.Fatal(err)
+	}
+	_, e, _ = s.ServiceGet(nil, "w")
+	if e.RunVersion != 10 || e.Run.Command != "/bin/w" || *e.Run.Replicas != 4 || e.Rollout.RevertedFrom != 8 ||
+		e.Rollout.State != api.RolloutProgress || e.Rollout.Version != 10 || e.Rollout.StableVersion != 5 {
+		t.Fatalf("reverted: %+v %+v", e, e.Rollout)
+	}
+	// Without a completed version there is nothing to revert to: failed.
+	fresh := &api.Service{Name: "x", Run: &api.Run{Driver: "exec", Command: "/bin/x"}}
+	if err := s.ServiceUpsert(11, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ServiceSetRollout(12, "x", 11, api.RolloutReverted, "bad"); err != nil {
+		t.Fatal(err)
+	}
+	_, e, _ = s.ServiceGet(nil, "x")
+	if e.RunVersion != 11 || e.Rollout.State != api.RolloutFailed {
+		t.Fatalf("revert without a stable version: %+v", e.Rollout)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"testing"
@@ -88,9 +89,16 @@ func Start(t testing.TB, opts Options) *Cluster {
 		c.logger = logging.New(os.Stderr, "debug", "text")
 	}
 	total := opts.Servers + opts.Clients
+	// Every node of every test shares 127.0.0.1: give each its own slice
+	// of replica ports, from a random base so that parallel test binaries
+	// rarely meet.
+	portBase := 20000 + rand.IntN(300)*100
 	for i := range total {
 		cfg := Fast()
 		cfg.Ephemeral = true
+		cfg.Workload.StopOnExit = true
+		cfg.Workload.PortMin = portBase + i*100
+		cfg.Workload.PortMax = cfg.Workload.PortMin + 99
 		cfg.Ports = config.Ports{}
 		cfg.BindAddr = "127.0.0.1"
 		cfg.DataDir = t.TempDir()

@@ -1,0 +1,232 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/controller"
+	"github.com/herd-cluster/herd/internal/driver"
+	"github.com/herd-cluster/herd/internal/driver/docker"
+	execdriver "github.com/herd-cluster/herd/internal/driver/exec"
+	"github.com/herd-cluster/herd/internal/logfile"
+	"github.com/herd-cluster/herd/internal/supervisor"
+)
+
+// controllerTask is the leader task that reconciles replicas.
+func (a *Agent) controllerTask() func(ctx context.Context) {
+	return func(ctx context.Context) {
+		c := controller.New(controller.Config{
+			NodeGrace: a.cfg.Workload.NodeGrace.D(),
+			Logger:    a.logger.With("component", "controller"),
+		}, a.server)
+		c.Run(ctx)
+	}
+}
+
+// startWorkload registers this node and runs its supervisor, unless
+// workloads are disabled.
+func (a *Agent) startWorkload(ctx context.Context, apiAddr string) error {
+	w := a.cfg.Workload
+	if w.Disabled {
+		return nil
+	}
+	client, err := api.NewClient(apiAddr)
+	if err != nil {
+		return err
+	}
+	a.wlClient = client
+	drivers := map[string]driver.Driver{
+		api.DriverExec: execdriver.New(execdriver.Config{Logger: a.logger.With("component", "exec")}),
+	}
+	dd, err := docker.New(w.DockerHost)
+	if err != nil {
+		a.logger.Warn("docker driver unavailable", "err", err)
+	} else {
+		a.docker = dd
+		drivers[api.DriverDocker] = dd
+	}
+	a.supervisor = supervisor.New(supervisor.Config{
+		Node:    a.cfg.NodeName,
+		Dir:     filepath.Join(a.dataDir, "replicas"),
+		Drivers: drivers,
+		Fetch: func(ctx context.Context, index uint64) (uint64, []*api.Replica, error) {
+			list, meta, err := client.Replicas(ctx, "", a.cfg.NodeName, &api.QueryOptions{WaitIndex: index, WaitTime: time.Minute, Stale: true})
+			if err != nil {
+				return 0, nil, err
+			}
+			return meta.Index, list, nil
+		},
+		Report: func(ctx context.Context, st []api.ReplicaStatus) error {
+			return client.NodeReport(ctx, a.cfg.NodeName, st)
+		},
+		StopOnExit: w.StopOnExit,
+		Logger:     a.logger.With("component", "supervisor"),
+	})
+	a.goFunc(func() { a.registerLoop(ctx, client, drivers) })
+	a.goFunc(func() {
+		if err := a.supervisor.Run(ctx); err != nil {
+			a.logger.Error("supervisor stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// registerLoop records this node in the cluster state, retrying until it
+// succeeds, and again whenever what it offers changes (a Docker engine
+// that comes or goes).
+func (a *Agent) registerLoop(ctx context.Context, client *api.Client, drivers map[string]driver.Driver) {
+	var last *api.Node
+	delay := 200 * time.Millisecond
+	for ctx.Err() == nil {
+		n := a.nodeInfo(ctx, drivers)
+		if last == nil || !sameNode(last, n) {
+			if err := client.NodeRegister(ctx, n); err != nil {
+				if ctx.Err() == nil {
+					a.logger.Debug("registering node", "err", err)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(delay):
+				}
+				delay = min(2*delay, 5*time.Second)
+				continue
+			}
+			a.logger.Info("node registered", "drivers", n.Drivers, "cpu", n.Resources.CPU, "memory_mb", n.Resources.MemoryMB)
+			last, delay = n, 200*time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(30 * time.Second):
+		}
+	}
+}
+
+func sameNode(a, b *api.Node) bool {
+	return a.Address == b.Address && a.Zone == b.Zone && a.Resources == b.Resources && a.CgroupV2 == b.CgroupV2 &&
+		maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Drivers, b.Drivers)
+}
+
+// nodeInfo describes what this node offers.
+func (a *Agent) nodeInfo(ctx context.Context, drivers map[string]driver.Driver) *api.Node {
+	w := a.cfg.Workload
+	n := &api.Node{
+		Name: a.cfg.NodeName, Zone: a.cfg.Zone, Labels: a.cfg.Labels, Address: a.advertise,
+		Drivers: map[string]string{},
+		Resources: api.NodeResources{
+			CPU: w.CPU, MemoryMB: w.MemoryMB, PortMin: w.PortMin, PortMax: w.PortMax,
+		},
+	}
+	if n.Resources.CPU == 0 {
+		n.Resources.CPU = runtime.NumCPU() * 1000
+	}
+	if n.Resources.MemoryMB == 0 {
+		n.Resources.MemoryMB = totalMemoryMB()
+	}
+	for _, name := range []string{api.DriverExec, api.DriverDocker} {
+		d, ok := drivers[name]
+		if !ok {
+			n.Drivers[name] = "not configured"
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := d.Available(actx); err != nil {
+			n.Drivers[name] = err.Error()
+		} else {
+			n.Drivers[name] = ""
+		}
+		cancel()
+	}
+	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+	n.CgroupV2 = err == nil
+	return n
+}
+
+// totalMemoryMB reads the machine's memory from /proc/meminfo (0 if it
+// cannot).
+func totalMemoryMB() int {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// replicaLogs serves a replica's logs for the API: from its files (exec)
+// or from the engine (docker).
+func (a *Agent) replicaLogs(ctx context.Context, w io.Writer, id, stream string, tail int, follow bool) error {
+	if a.supervisor == nil {
+		return fmt.Errorf("this agent runs no replicas")
+	}
+	files, err := a.supervisor.LogFiles(id, stream)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("replica %q has written no %s yet", id, stream)
+	}
+	if tail > 0 {
+		if _, err := logfile.Tail(w, files, tail); err != nil {
+			return err
+		}
+	} else {
+		for _, f := range files {
+			if err := copyFile(w, f); err != nil {
+				return err
+			}
+		}
+	}
+	if fl, ok := w.(interface{ Flush() }); ok {
+		fl.Flush()
+	}
+	if !follow {
+		return nil
+	}
+	live := files[len(files)-1]
+	st, err := os.Stat(live)
+	if err != nil {
+		return err
+	}
+	if err := logfile.FollowFrom(ctx, live, st.Size(), w); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+func copyFile(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}
+
+// closeWorkload releases the workload clients once every goroutine that
+// used them has stopped.
+func (a *Agent) closeWorkload() {
+	if a.wlClient != nil {
+		a.wlClient.Close()
+	}
+	if a.docker != nil {
+		_ = a.docker.Close()
+	}
+}
