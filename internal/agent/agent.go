@@ -411,6 +411,15 @@ func (a *Agent) Kill() error {
 	return a.stopErr
 }
 
+// Crash is Kill without stopping the replicas this agent runs, as when
+// the agent process dies and its replicas do not. Used by tests.
+func (a *Agent) Crash() error {
+	if a.supervisor != nil {
+		a.supervisor.KeepReplicasOnExit()
+	}
+	return a.Kill()
+}
+
 func (a *Agent) stop() error {
 	var errs []error
 	if err := a.stopGateway(); err != nil {

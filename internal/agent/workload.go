@@ -60,7 +60,9 @@ func (a *Agent) startWorkload(ctx context.Context, apiAddr string) error {
 		Dir:     filepath.Join(a.dataDir, "replicas"),
 		Drivers: drivers,
 		Fetch: func(ctx context.Context, index uint64) (uint64, []*api.Replica, error) {
-			list, meta, err := client.Replicas(ctx, "", a.cfg.NodeName, &api.QueryOptions{WaitIndex: index, WaitTime: time.Minute, Stale: true})
+			// A consistent read: a stale one from a server still replaying
+			// its log would look like "run nothing" and stop every replica.
+			list, meta, err := client.Replicas(ctx, "", a.cfg.NodeName, &api.QueryOptions{WaitIndex: index, WaitTime: time.Minute})
 			if err != nil {
 				return 0, nil, err
 			}

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herd-cluster/herd/api"
@@ -57,7 +58,14 @@ type Supervisor struct {
 	mu      sync.Mutex
 	runners map[string]*runner
 	changed chan struct{}
+	// keep overrides StopOnExit: the replicas stay when Run returns.
+	keep atomic.Bool
 }
+
+// KeepReplicasOnExit makes Run leave the replicas running when it returns,
+// whatever StopOnExit says: an agent that crashes does not take its work
+// with it. Tests use it to crash an agent.
+func (s *Supervisor) KeepReplicasOnExit() { s.keep.Store(true) }
 
 // New returns a Supervisor; Run starts it.
 func New(cfg Config) *Supervisor {
@@ -90,7 +98,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	rctx, cancelRunners := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
-		if s.cfg.StopOnExit {
+		if s.cfg.StopOnExit && !s.keep.Load() {
 			s.stopAll()
 		}
 		cancelRunners()
@@ -152,8 +160,12 @@ func (s *Supervisor) sync(ctx context.Context, wg *sync.WaitGroup, reps []*api.R
 		}
 	}
 	for id, r := range want {
-		if _, ok := s.runners[id]; ok {
-			continue
+		if rn, ok := s.runners[id]; ok {
+			// A runner stopped on request (the replica looked unwanted)
+			// that the cluster wants after all starts again.
+			if !(rn.finished() && rn.stopping() && rn.s != nil && r.Desired == api.DesiredRun && r.State != api.ReplicaLost) {
+				continue
+			}
 		}
 		if r.Desired == api.DesiredStop || r.State == api.ReplicaLost {
 			if r.State != api.ReplicaStopped && r.State != api.ReplicaFailed {

@@ -209,6 +209,22 @@ func (c *Cluster) Kill(n *Node) {
 	}
 }
 
+// Crash stops a node abruptly but leaves its replicas running, as when
+// the agent process is killed and the processes it started are not.
+func (c *Cluster) Crash(n *Node) {
+	c.t.Helper()
+	n.mu.Lock()
+	a := n.agent
+	n.agent = nil
+	n.mu.Unlock()
+	if a == nil {
+		c.t.Fatalf("node %s is already stopped", n.Name)
+	}
+	if err := a.Crash(); err != nil {
+		c.t.Logf("crash %s: %v", n.Name, err)
+	}
+}
+
 // Leave stops a node gracefully.
 func (c *Cluster) Leave(n *Node) {
 	c.t.Helper()
