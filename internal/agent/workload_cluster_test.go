@@ -182,3 +182,51 @@ func TestAgentRestartReattaches(t *testing.T) {
 		t.Fatal("the re-attached replica is not listening")
 	}
 }
+
+// TestNodeDrainMovesReplicas: draining a node starts a replacement
+// elsewhere for each of its replicas and stops the old one only once the
+// replacement is healthy; the node takes no new replicas until the drain
+// ends.
+func TestNodeDrainMovesReplicas(t *testing.T) {
+	bin := webServer(t)
+	c := testcluster.Start(t, testcluster.Options{Servers: 3, Clients: 1})
+	cl := c.Leader().Client(t)
+	ctx := testcluster.Ctx(t, time.Minute)
+	if _, err := cl.ServicePut(ctx, spreadService(bin, "v1", 3)); err != nil {
+		t.Fatal(err)
+	}
+	rs := waitHealthy(t, cl, "web", 3, "v1")
+	old := rs[0]
+	if err := cl.NodeDrain(ctx, old.Node, true); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 20*time.Second, "the replicas to leave the drained node", func() bool {
+		all, _, err := cl.Replicas(ctx, "web", "", nil)
+		if err != nil || len(all) != 3 {
+			return false
+		}
+		for _, r := range all {
+			if r.Node == old.Node || r.Health != api.HealthHealthy {
+				return false
+			}
+		}
+		return true
+	})
+	if listening(old) {
+		t.Errorf("the drained replica still listens")
+	}
+	n, err := cl.Node(ctx, old.Node)
+	if err != nil || n == nil || !n.Drain || n.Eligible {
+		t.Fatalf("drained node: %+v %v", n, err)
+	}
+	// Ending the drain makes it eligible again; nothing moves back by itself.
+	if err := cl.NodeDrain(ctx, old.Node, false); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := cl.Node(ctx, old.Node); err != nil || n.Drain || !n.Eligible {
+		t.Fatalf("after the drain: %+v %v", n, err)
+	}
+	if err := cl.NodeDrain(ctx, "nope", true); err == nil {
+		t.Fatal("draining an unknown node succeeded")
+	}
+}

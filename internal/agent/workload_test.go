@@ -255,3 +255,71 @@ func TestBadCommandBacksOffWithTheError(t *testing.T) {
 }
 
 func mkdirTemp() (string, error) { return os.MkdirTemp("", "herd-agent-test-") }
+
+// TestDockerReplicaThroughGateway runs a replica as a container of a
+// locally built image (FROM scratch with the static test server) and
+// reaches it through the gateway. It skips where no Docker engine answers.
+func TestDockerReplicaThroughGateway(t *testing.T) {
+	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		t.Skipf("no Docker engine: %v %s", err, out)
+	}
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "webserver"), "./testdata/webserver")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY webserver /webserver\nENTRYPOINT [\"/webserver\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	image := fmt.Sprintf("herd-test/agent-web:%d", time.Now().UnixNano())
+	if out, err := exec.Command("docker", "build", "-q", "-t", image, dir).CombinedOutput(); err != nil {
+		t.Fatalf("docker build: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", image).Run() })
+
+	c := testcluster.Start(t, testcluster.Options{Servers: 1, Configure: func(i int, cfg *config.Config) {
+		cfg.Gateway.HTTP = "127.0.0.1:0"
+	}})
+	n := c.Nodes[0]
+	cl := n.Client(t)
+	ctx := testcluster.Ctx(t, 2*time.Minute)
+	testcluster.WaitFor(t, 10*time.Second, "the node to offer docker", func() bool {
+		nd, err := cl.Node(ctx, n.Name)
+		return err == nil && nd != nil && nd.Drivers[api.DriverDocker] == ""
+	})
+	svc := webService("", "d1", 1)
+	svc.Run = &api.Run{Driver: api.DriverDocker, Image: image, Env: map[string]string{"VERSION": "d1", "LISTEN_HOST": "0.0.0.0"},
+		Resources: &api.Resources{CPU: 200, MemoryMB: 32}}
+	if _, err := cl.ServicePut(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	r := waitHealthy(t, cl, "web", 1, "d1")[0]
+	if !r.Enforced {
+		t.Errorf("docker replica reports its limits as not enforced")
+	}
+	gw := "http://" + n.Agent().GatewayAddr()
+	testcluster.WaitFor(t, 10*time.Second, "the gateway to reach the container", func() bool {
+		code, body, err := get(gw + "/")
+		return err == nil && code == 200 && body == r.ID+" d1"
+	})
+	// A missing image is a start error the operator sees.
+	bad := webService("", "d1", 1)
+	bad.Name = "missing"
+	bad.Routes = []api.Route{{PathPrefix: "/missing"}}
+	bad.Run = &api.Run{Driver: api.DriverDocker, Image: "herd-test/does-not-exist:1"}
+	if _, err := cl.ServicePut(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 15*time.Second, "the missing image to be reported", func() bool {
+		rs := replicasOf(t, cl, "missing")
+		return len(rs) == 1 && rs[0].State == api.ReplicaBackoff && strings.Contains(rs[0].Error, "herd-test/does-not-exist:1")
+	})
+	if err := cl.ServiceDelete(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 20*time.Second, "the container to be removed", func() bool {
+		out, err := exec.Command("docker", "ps", "-aq", "--filter", "label=herd.replica="+r.ID).Output()
+		return err == nil && strings.TrimSpace(string(out)) == ""
+	})
+}

@@ -1,5 +1,6 @@
 // Command webserver is the replica the agent's workload tests run with the
-// exec driver: an HTTP server on 127.0.0.1:$PORT that names its replica.
+// exec and docker drivers: an HTTP server on $LISTEN_HOST:$PORT (default
+// 127.0.0.1) that names its replica.
 //
 //	GET /health  200 "ok" (500 when $FAIL_HEALTH is set)
 //	GET /        "<replica id> <$VERSION>"
@@ -28,7 +29,11 @@ func main() {
 	})
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) { os.Exit(3) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "%s %s", id, version) })
-	addr := "127.0.0.1:" + os.Getenv("PORT")
+	host := os.Getenv("LISTEN_HOST") // 0.0.0.0 in a container
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	addr := host + ":" + os.Getenv("PORT")
 	fmt.Printf("replica %s version %s listening on %s\n", id, version, addr)
 	if err := http.ListenAndServe(addr, mux); err != nil {
 		fmt.Fprintln(os.Stderr, err)
