@@ -525,3 +525,11 @@ func (c *Client) Close() {
 		t.CloseIdleConnections()
 	}
 }
+
+// AgentReplicas reports what the replicas of the agent this client talks
+// to use.
+func (c *Client) AgentReplicas(ctx context.Context) ([]ReplicaUsage, error) {
+	var out []ReplicaUsage
+	_, _, err := c.do(ctx, http.MethodGet, "/v1/agent/replicas", nil, nil, &out)
+	return out, err
+}

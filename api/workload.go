@@ -283,3 +283,11 @@ const (
 	NodeDown    = "down"
 	NodeUnknown = "unknown"
 )
+
+// ReplicaUsage is what one replica uses now, as its node measures it.
+type ReplicaUsage struct {
+	ID string `json:"id"`
+	// CPU in millicores over the last few seconds (0 where the driver
+	// cannot tell).
+	CPU float64 `json:"cpu"`
+}

@@ -175,7 +175,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 			Gossip:            a.gossip,
 			Logger:            a.logger,
 			Registerer:        a.registry,
-			LeaderTasks:       []func(context.Context){a.controllerTask()},
+			LeaderTasks:       []func(context.Context){a.controllerTask(), a.autoscalerTask()},
 		})
 		if err != nil {
 			rpcLn.Close()
@@ -196,6 +196,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 		Logger:      a.logger.With("component", "http"),
 		Gateway:     a.gatewayServices,
 		Logs:        a.replicaLogs,
+		Usage:       a.replicaUsage,
 	})
 	a.httpSrv = &http.Server{
 		Handler:           handler,

@@ -33,6 +33,83 @@ func (a *Agent) controllerTask() func(ctx context.Context) {
 	}
 }
 
+// autoscalerTask is the leader task that scales services with an
+// autoscale section.
+func (a *Agent) autoscalerTask() func(ctx context.Context) {
+	return func(ctx context.Context) {
+		controller.NewAutoscaler(controller.AutoscaleConfig{
+			Interval: a.cfg.Workload.AutoscaleInterval.D(),
+			Logger:   a.logger.With("component", "autoscaler"),
+		}, a.server, clusterMetrics{a}).Run(ctx)
+	}
+}
+
+// clusterMetrics reads the load from every live agent's API.
+type clusterMetrics struct{ a *Agent }
+
+// each calls f with a client of every live agent, at most 2 s each, and
+// returns the first error if no agent answered.
+func (m clusterMetrics) each(ctx context.Context, f func(ctx context.Context, c *api.Client) error) error {
+	var firstErr error
+	answered := 0
+	for _, mem := range m.a.gossip.Members() {
+		if mem.Status != api.MemberAlive || mem.APIAddr == "" {
+			continue
+		}
+		c, err := api.NewClient(mem.APIAddr)
+		if err != nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = f(cctx, c)
+		cancel()
+		c.Close()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("agent %s: %w", mem.Name, err)
+			}
+			continue
+		}
+		answered++
+	}
+	if answered == 0 && firstErr != nil {
+		return firstErr
+	}
+	return nil
+}
+
+func (m clusterMetrics) Gateways(ctx context.Context) ([][]api.GatewayService, error) {
+	var out [][]api.GatewayService
+	err := m.each(ctx, func(ctx context.Context, c *api.Client) error {
+		gw, err := c.GatewayServices(ctx)
+		if err == nil {
+			out = append(out, gw)
+		}
+		return err
+	})
+	return out, err
+}
+
+func (m clusterMetrics) ReplicaCPU(ctx context.Context) (map[string]float64, error) {
+	out := map[string]float64{}
+	err := m.each(ctx, func(ctx context.Context, c *api.Client) error {
+		us, err := c.AgentReplicas(ctx)
+		for _, u := range us {
+			out[u.ID] = u.CPU
+		}
+		return err
+	})
+	return out, err
+}
+
+// replicaUsage reports this agent's replicas' use for the API.
+func (a *Agent) replicaUsage() []api.ReplicaUsage {
+	if a.supervisor == nil {
+		return nil
+	}
+	return a.supervisor.Usage()
+}
+
 // startWorkload registers this node and runs its supervisor, unless
 // workloads are disabled.
 func (a *Agent) startWorkload(ctx context.Context, apiAddr string) error {

@@ -323,3 +323,45 @@ func TestDockerReplicaThroughGateway(t *testing.T) {
 		return err == nil && strings.TrimSpace(string(out)) == ""
 	})
 }
+
+// TestAutoscaleFollowsRequestRate: a service with target_rps_per_replica
+// grows under load through the gateway (up to max) and shrinks back to min
+// after the stabilization window once the load stops.
+func TestAutoscaleFollowsRequestRate(t *testing.T) {
+	bin := webServer(t)
+	c := testcluster.Start(t, testcluster.Options{Servers: 1, Configure: func(i int, cfg *config.Config) {
+		cfg.Gateway.HTTP = "127.0.0.1:0"
+		cfg.Workload.AutoscaleInterval = config.Duration(300 * time.Millisecond)
+	}})
+	n := c.Nodes[0]
+	cl := n.Client(t)
+	ctx := testcluster.Ctx(t, 2*time.Minute)
+	svc := webService(bin, "v1", 1)
+	svc.Run.Autoscale = &api.Autoscale{Min: 1, Max: 3, TargetRPSPerReplica: 5, Window: api.Duration(2 * time.Second)}
+	if _, err := cl.ServicePut(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	waitHealthy(t, cl, "web", 1, "v1")
+
+	// About 50 requests a second: 10 replicas' worth, capped at 3.
+	gw := "http://" + n.Agent().GatewayAddr()
+	lctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for lctx.Err() == nil {
+			<-tick.C
+			_, _, _ = get(gw + "/")
+		}
+	})
+	defer func() { stop(); wg.Wait() }()
+	waitHealthy(t, cl, "web", 3, "v1")
+	e, _, err := cl.ServiceGet(ctx, "web", nil)
+	if err != nil || *e.Run.Replicas != 3 {
+		t.Fatalf("scaled service: %+v %v", e, err)
+	}
+	stop()
+	wg.Wait()
+	waitHealthy(t, cl, "web", 1, "v1")
+}

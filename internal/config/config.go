@@ -77,6 +77,9 @@ type Workload struct {
 	// NodeGrace is how long (on the leader) a failed node may come back
 	// before its replicas are replaced. Default 2s.
 	NodeGrace Duration `yaml:"node_grace"`
+	// AutoscaleInterval is how often (on the leader) the autoscaler reads
+	// the load of services with an autoscale section. Default 5s.
+	AutoscaleInterval Duration `yaml:"autoscale_interval"`
 	// StopOnExit stops this agent's replicas when it stops (dev mode and
 	// tests). By default they keep running and the next agent started on
 	// the same data dir re-attaches to them. Not read from the file.
@@ -85,9 +88,10 @@ type Workload struct {
 
 // Defaults of the workload section.
 const (
-	DefaultPortMin   = 20000
-	DefaultPortMax   = 32000
-	DefaultNodeGrace = 2 * time.Second
+	DefaultPortMin           = 20000
+	DefaultPortMax           = 32000
+	DefaultNodeGrace         = 2 * time.Second
+	DefaultAutoscaleInterval = 5 * time.Second
 )
 
 // Gateway configures the agent's load-balancing gateway. It is off unless
@@ -207,7 +211,8 @@ func Default() Config {
 		LogLevel:          "info",
 		LogFormat:         "text",
 		Gateway:           Gateway{TLSKVPrefix: DefaultTLSKVPrefix},
-		Workload:          Workload{PortMin: DefaultPortMin, PortMax: DefaultPortMax, NodeGrace: Duration(DefaultNodeGrace)},
+		Workload: Workload{PortMin: DefaultPortMin, PortMax: DefaultPortMax, NodeGrace: Duration(DefaultNodeGrace),
+			AutoscaleInterval: Duration(DefaultAutoscaleInterval)},
 		Raft: Raft{
 			HeartbeatTimeout:   Duration(500 * time.Millisecond),
 			ElectionTimeout:    Duration(500 * time.Millisecond),
@@ -377,6 +382,9 @@ func (c *Config) Validate() error {
 		}
 		if w.NodeGrace < 0 {
 			add(fieldErr("workload.node_grace", "must not be negative"))
+		}
+		if w.AutoscaleInterval < Duration(100*time.Millisecond) {
+			add(fieldErr("workload.autoscale_interval", "%s is too short (at least 100ms)", w.AutoscaleInterval))
 		}
 	}
 	if r.SnapshotThreshold == 0 {

@@ -95,7 +95,7 @@ func fullConfig() Config {
 			TLS:      []TLSCert{{CertFile: "/etc/herd/tls/example.crt", KeyFile: "/etc/herd/tls/example.key"}},
 			TCPPorts: []int{5432, 6379}, AccessLog: "stdout"},
 		Workload: Workload{CPU: 4000, MemoryMB: 8192, PortMin: 30000, PortMax: 30999,
-			DockerHost: "unix:///run/docker.sock", NodeGrace: Duration(3 * time.Second)},
+			DockerHost: "unix:///run/docker.sock", NodeGrace: Duration(3 * time.Second), AutoscaleInterval: Duration(5 * time.Second)},
 	}
 }
 

@@ -66,6 +66,8 @@ type Config struct {
 	// (stdout or stderr) run by this agent to w, then follows it while
 	// follow is set; nil when this agent runs no replicas.
 	Logs func(ctx context.Context, w io.Writer, id, stream string, tail int, follow bool) error
+	// Usage reports what this agent's replicas use; nil when it runs none.
+	Usage func() []api.ReplicaUsage
 }
 
 // API is the HTTP handler.
@@ -166,6 +168,14 @@ func (a *API) routes() {
 	a.handle("PUT /v1/node/{name}/eligibility", a.stateful(a.nodeFlag(false)))
 	a.handle("PUT /v1/node/{name}/drain", a.stateful(a.nodeFlag(true)))
 	a.handle("GET /v1/agent/replica/{id}/logs", a.replicaLogs)
+	a.handle("GET /v1/agent/replicas", func(w http.ResponseWriter, r *http.Request) error {
+		out := []api.ReplicaUsage{}
+		if a.cfg.Usage != nil {
+			out = a.cfg.Usage()
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	})
 
 	a.handle("GET /v1/agent/self", a.agentSelf)
 	a.handle("GET /v1/agent/members", a.agentMembers)

@@ -35,6 +35,8 @@ type runner struct {
 	mu     sync.Mutex
 	status api.ReplicaStatus
 	isLive bool
+	// pid is the replica's process (exec; 0 when unknown), for CPU use.
+	pid int
 }
 
 // finished returns a runner for a replica that does not run here and
@@ -287,12 +289,16 @@ func (rn *runner) supervise(ctx context.Context, h driver.Handle) (exit driver.E
 	if rn.chk == nil {
 		state, health, since = api.ReplicaRunning, api.HealthHealthy, now
 	}
+	var st struct {
+		PID int `json:"pid"`
+	}
+	_ = json.Unmarshal(h.State(), &st) // docker's has none: no CPU figure
 	rn.mu.Lock()
-	rn.isLive = true
+	rn.isLive, rn.pid = true, st.PID
 	rn.mu.Unlock()
 	defer func() {
 		rn.mu.Lock()
-		rn.isLive = false
+		rn.isLive, rn.pid = false, 0
 		rn.mu.Unlock()
 	}()
 	rn.update(func(st *api.ReplicaStatus) {

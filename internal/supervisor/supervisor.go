@@ -60,6 +60,9 @@ type Supervisor struct {
 	changed chan struct{}
 	// keep overrides StopOnExit: the replicas stay when Run returns.
 	keep atomic.Bool
+
+	usageMu sync.Mutex
+	usage   map[string]float64 // CPU millicores by replica
 }
 
 // KeepReplicasOnExit makes Run leave the replicas running when it returns,
@@ -106,8 +109,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}()
 	s.recover(rctx, &wg)
 
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.reportLoop(ctx) }()
+	go func() { defer wg.Done(); s.usageLoop(ctx) }()
 	go func() {
 		defer wg.Done()
 		s.rot.Run(ctx, time.Second, s.logPaths)
