@@ -453,6 +453,10 @@ func (c *Client) Nodes(ctx context.Context, q *QueryOptions) ([]*Node, *Meta, er
 func (c *Client) Node(ctx context.Context, name string) (*Node, error) {
 	var out *Node
 	_, _, err := c.do(ctx, http.MethodGet, "/v1/node/"+url.PathEscape(name), nil, nil, &out)
+	var se *StatusError
+	if errors.As(err, &se) && se.Code == http.StatusNotFound {
+		return nil, nil
+	}
 	return out, err
 }
 

@@ -247,8 +247,9 @@ const (
 
 // Rollout is how the change to a service's RunVersion is going. A rollout
 // that fails with auto_revert is reverted at once: the service's run
-// section goes back to StableRun, as a new version whose rollout says
-// RevertedFrom.
+// section and RunVersion go back to StableRun and StableVersion (the
+// replicas of that version that still run are kept), with a rollout that
+// says RevertedFrom.
 type Rollout struct {
 	// Version is the RunVersion being rolled out.
 	Version uint64 `json:"version"`

@@ -164,8 +164,11 @@ func TestHelpListsClientCommands(t *testing.T) {
 	t.Parallel()
 	r := herd(t, "--help")
 	wantCode(t, r, 0)
-	wantContains(t, "help", r.stdout, "members", "operator", "kv", "lock", "status", "--address")
-	for _, args := range [][]string{{"kv", "put", "--help"}, {"lock", "--help"}, {"kv", "watch", "--help"}} {
+	wantContains(t, "help", r.stdout, "members", "operator", "kv", "lock", "status", "--address",
+		"apply", "service", "ps", "scale", "logs", "node")
+	for _, args := range [][]string{{"kv", "put", "--help"}, {"lock", "--help"}, {"kv", "watch", "--help"},
+		{"apply", "--help"}, {"ps", "--help"}, {"scale", "--help"}, {"logs", "--help"}, {"node", "--help"},
+		{"node", "ls", "--help"}, {"node", "show", "--help"}, {"node", "drain", "--help"}, {"node", "eligibility", "--help"}} {
 		r := herd(t, args...)
 		wantCode(t, r, 0)
 		wantContains(t, "help", r.stdout, "Example")

@@ -73,5 +73,9 @@ func addClientCommands(root *cobra.Command) {
 		newApplyCmd(g),
 		newServiceCmd(g),
 		newBackendCmd(g),
+		newPsCmd(g),
+		newScaleCmd(g),
+		newLogsCmd(g),
+		newNodeCmd(g),
 	)
 }

@@ -73,6 +73,7 @@ load-balancing gateway on every agent that routes to the services you apply.
 Start a one-node cluster on this machine:   herd agent --dev
 Then talk to it from another terminal:      herd members; herd kv put greeting hello
 Put a service behind its gateway (:7780):    herd apply -f web.yaml; herd service show web
+Let herd run a service's replicas:           herd apply -f api.yaml; herd ps; herd logs api
 
 Commands other than "agent" talk to an agent's HTTP API at --address, or
 $HERD_ADDR, or ` + "http://127.0.0.1:7700" + `.`,

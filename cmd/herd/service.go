@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +19,11 @@ import (
 )
 
 func newApplyCmd(g *globals) *cobra.Command {
-	var files []string
+	var (
+		files   []string
+		wait    bool
+		timeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
 		Short: "Create or update cluster objects from YAML files",
@@ -24,6 +32,16 @@ be separated by "---"; each has a "kind"; today the kind is "service"). Every
 file is read and checked first: if any object is invalid nothing is applied,
 and the error names the document, line and field. Objects are then applied in
 order; applying an object that exists replaces it. "-f -" reads standard input.
+
+For a service with a run section (herd runs its replicas), apply then
+follows what it started, printing each change of a replica of the new
+version ("web: replica web-1a2b3c4d healthy"): it returns once the rollout
+is complete, and exits 1 if the rollout fails, is reverted to the last good
+version (update.auto_revert), or takes longer than --timeout. When the run
+section changed only in ways that need no new replicas (replicas, update,
+autoscale), apply waits for the replica count to be met, all healthy.
+--wait=false returns as soon as the objects are applied; the rollout goes on
+in the cluster either way, and "herd ps" shows its replicas.
 
 Example (web.yaml):
   kind: service
@@ -37,11 +55,32 @@ Example (web.yaml):
   health_check:
     path: /healthz
 
-  herd apply -f web.yaml`,
+  herd apply -f web.yaml
+
+Example of a service herd runs (api.yaml):
+  kind: service
+  name: api
+  routes:
+    - host: api.example.com
+  health_check:
+    path: /health
+  run:
+    driver: exec
+    command: /usr/local/bin/api-server
+    args: ["--listen", "127.0.0.1:${PORT}"]
+    replicas: 3
+    update:
+      auto_revert: true
+
+  herd apply -f api.yaml
+  herd apply -f api.yaml --wait=false`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(files) == 0 {
 				return usagef("apply needs -f FILE")
+			}
+			if timeout <= 0 {
+				return usagef("--timeout must be positive")
 			}
 			var objs []spec.Object
 			var problems []error
@@ -64,17 +103,80 @@ Example (web.yaml):
 			if err != nil {
 				return err
 			}
+			var runs []appliedRun
 			for _, o := range objs {
-				if _, err := c.ServicePut(cmd.Context(), o.Service); err != nil {
+				idx, err := c.ServicePut(cmd.Context(), o.Service)
+				if err != nil {
 					return fmt.Errorf("service %q: %w", o.Service.Name, err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "service/%s applied\n", o.Service.Name)
+				if o.Service.Run != nil {
+					runs = append(runs, appliedRun{name: o.Service.Name, index: idx})
+				}
 			}
-			return nil
+			if !wait || len(runs) == 0 {
+				return nil
+			}
+			return waitApplied(cmd, c, runs, timeout)
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "YAML file to apply (repeatable; - for standard input)")
+	cmd.Flags().BoolVar(&wait, "wait", true, "for services with a run section, follow the rollout until it completes")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the rollouts")
 	return cmd
+}
+
+// appliedRun is a service with a run section that apply wrote at index.
+type appliedRun struct {
+	name  string
+	index uint64
+}
+
+// waitApplied follows what apply started for each service with a run
+// section: the rollout of its new run version, or, when the run version
+// did not change (only the replica count, say), the count being met. It
+// follows one service after the other within one timeout, and fails if
+// any of them fails.
+func waitApplied(cmd *cobra.Command, c *api.Client, runs []appliedRun, timeout time.Duration) error {
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	w := cmd.OutOrStdout()
+	var errs []error
+	for _, a := range runs {
+		err := waitApply(ctx, c, w, a)
+		if err == nil {
+			continue
+		}
+		err = timeoutError(err, timeout)
+		if ctx.Err() != nil {
+			// Out of time or interrupted: the others cannot be waited for.
+			return errors.Join(append(errs, err)...)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// waitApply follows one applied service with a run section.
+func waitApply(ctx context.Context, c *api.Client, w io.Writer, a appliedRun) error {
+	e, _, err := c.ServiceGet(ctx, a.name, nil)
+	if err != nil {
+		return fmt.Errorf("reading service %s: %w", a.name, err)
+	}
+	switch {
+	case e == nil:
+		return fmt.Errorf("service %s was removed after it was applied", a.name)
+	case e.RunVersion == a.index, e.Rollout != nil && e.Rollout.RevertedFrom == a.index:
+		// This apply started a rollout (which may have ended already).
+		fmt.Fprintf(w, "%s: rolling out run version %d\n", a.name, a.index)
+		return waitRollout(ctx, c, w, a.name, a.index)
+	case e.RunVersion < a.index && e.Run != nil:
+		// Same replicas as before: only their number may have changed.
+		return waitReplicas(ctx, c, w, a.name)
+	}
+	return fmt.Errorf("service %s changed again after this apply (now at run version %d): not following it", a.name, e.RunVersion)
 }
 
 func readInput(stdin io.Reader, name string) ([]byte, error) {

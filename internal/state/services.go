@@ -61,8 +61,8 @@ func setRunVersion(e, old *api.ServiceEntry, idx uint64) {
 
 // ServiceSetRollout records a rollout's progress at idx. It applies only
 // while the service's RunVersion is still version. State reverted rolls
-// the service back to its last completed run section as a new version
-// (failed when there is none).
+// the service back to its last completed run section and version (failed
+// when there is none).
 func (s *Store) ServiceSetRollout(idx uint64, name string, version uint64, state, msg string) error {
 	txn := s.writeTxn()
 	defer txn.Abort()
@@ -89,11 +89,14 @@ func (s *Store) ServiceSetRollout(idx uint64, name string, version uint64, state
 	case state == api.RolloutReverted && r.StableRun != nil:
 		// Go back to the last good run section, keeping the count, as a
 		// new version.
+		// It keeps the stable version's number, so that the replicas of
+		// that version that still run are current again (not replaced by
+		// identical ones) and those of the failed version are the old ones.
 		back := *r.StableRun
 		back.Replicas, back.Autoscale = old.Run.Replicas, old.Run.Autoscale
 		e.Run = &back
-		e.RunVersion = idx
-		r = api.Rollout{Version: idx, State: api.RolloutProgress, Since: time.Now().UTC(),
+		e.RunVersion = r.StableVersion
+		r = api.Rollout{Version: r.StableVersion, State: api.RolloutProgress, Since: time.Now().UTC(),
 			Message: fmt.Sprintf("reverting version %d: %s", version, msg), RevertedFrom: version,
 			StableVersion: r.StableVersion, StableRun: r.StableRun}
 	case state == api.RolloutReverted:

@@ -184,14 +184,14 @@ func TestServiceRunVersionAndRollout(t *testing.T) {
 	if e.Rollout.State != api.RolloutProgress {
 		t.Fatalf("stale report applied: %+v", e.Rollout)
 	}
-	// Reverting goes back to the completed run section, as a new version,
-	// keeping the count.
+	// Reverting goes back to the completed run section and its version
+	// number, keeping the count.
 	if err := s.ServiceSetRollout(10, "w", 8, api.RolloutReverted, "replica w-1 not healthy"); err != nil {
 		t.Fatal(err)
 	}
 	_, e, _ = s.ServiceGet(nil, "w")
-	if e.RunVersion != 10 || e.Run.Command != "/bin/w" || *e.Run.Replicas != 4 || e.Rollout.RevertedFrom != 8 ||
-		e.Rollout.State != api.RolloutProgress || e.Rollout.Version != 10 || e.Rollout.StableVersion != 5 {
+	if e.RunVersion != 5 || e.Run.Command != "/bin/w" || *e.Run.Replicas != 4 || e.Rollout.RevertedFrom != 8 ||
+		e.Rollout.State != api.RolloutProgress || e.Rollout.Version != 5 || e.Rollout.StableVersion != 5 || e.ModifyIndex != 10 {
 		t.Fatalf("reverted: %+v %+v", e, e.Rollout)
 	}
 	// Without a completed version there is nothing to revert to: failed.

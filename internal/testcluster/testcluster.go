@@ -91,8 +91,8 @@ func Start(t testing.TB, opts Options) *Cluster {
 	total := opts.Servers + opts.Clients
 	// Every node of every test shares 127.0.0.1: give each its own slice
 	// of replica ports, from a random base so that parallel test binaries
-	// rarely meet.
-	portBase := 20000 + rand.IntN(300)*100
+	// rarely meet, below the kernel's ephemeral ports (32768 up).
+	portBase := 20000 + rand.IntN(120)*100
 	for i := range total {
 		cfg := Fast()
 		cfg.Ephemeral = true
