@@ -43,6 +43,11 @@ bench-gateway:
 bench-detect:
 	bash scripts/bench-detect.sh
 
+## bench-workload: replica failover time and failed requests under load (median of 5 kills), no false failover under CPU saturation, scheduler bench.
+.PHONY: bench-workload
+bench-workload:
+	bash scripts/bench-workload.sh
+
 ## bench-logstore: raft-wal vs raft-boltdb v2 append latency.
 bench-logstore:
 	$(GO) test -run '^$$' -bench BenchmarkLogStore -benchtime 2000x ./internal/server

@@ -444,3 +444,48 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A service rebuilt with unchanged health settings keeps its health group;
+// the group's verdicts must then steer the new service's routing. Before
+// the fix they went to the retired service, and a backend that died after
+// any such change kept getting traffic.
+func TestHealthChangesReachARebuiltService(t *testing.T) {
+	b1, b2, b3 := startBackend(t, "b1"), startBackend(t, "b2"), startBackend(t, "b3")
+	svc := webService(b1, b2)
+	svc.HealthCheck = &api.HealthCheck{Path: "/", Interval: api.Duration(50 * time.Millisecond), Timeout: api.Duration(25 * time.Millisecond), Fall: 1, Rise: 1}
+	svc.OutlierDetection = &api.OutlierDetection{Disabled: true}
+	svc.Retry = &api.Retry{Attempts: 1}
+	src := newMemSource(svc)
+	g := startGateway(t, src)
+	// Rebuild: a third backend, same checks.
+	svc3 := svc
+	svc3.Backends = append(append([]api.Backend(nil), svc.Backends...), api.Backend{Address: b3.addr()})
+	src.set(svc3)
+	waitFor(t, func() bool { // the third backend takes traffic
+		_, body, _ := get(t, g, "web.test", "/")
+		return body == "b3"
+	})
+	// b2 goes bad: the active check must take it out of the new routing.
+	b2.fail.Store(true)
+	waitFor(t, func() bool { // b2 is taken out
+		for _, s := range g.Services() {
+			for _, b := range s.Backends {
+				if b.Address == b2.addr() && !b.Healthy {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	time.Sleep(100 * time.Millisecond)
+	before := b2.hits.Load()
+	for i := range 30 {
+		if code, body, _ := get(t, g, "web.test", "/"); code != 200 {
+			t.Fatalf("request %d: %d %q: the unhealthy backend still gets traffic", i, code, body)
+		}
+	}
+	// Only health checks may reach b2 now (one every 50 ms).
+	if got := b2.hits.Load() - before; got > 10 {
+		t.Fatalf("unhealthy b2 got %d hits during 30 requests", got)
+	}
+}

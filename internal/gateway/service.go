@@ -26,6 +26,11 @@ type service struct {
 	// groupKey and upKey encode the settings the health group and the
 	// backends' upstreams were made with, to keep them when unchanged.
 	groupKey, upKey string
+	// current points at the newest service built on this health group;
+	// the group's change callback rebuilds that one. A service rebuilt
+	// with unchanged checks takes the group over, and the group must
+	// then change the new service's routing, not the retired one's.
+	current *atomic.Pointer[service]
 	spec            api.Service // defaults filled in
 	// hashed is the consistent-hash key source, "" when not hashing.
 	hashSource, hashName string
@@ -124,13 +129,19 @@ func (g *Gateway) newService(ctx context.Context, raw api.Service, old *service)
 	s.groupKey = keyOf([]any{sp.HealthCheck, sp.OutlierDetection, sp.PanicThreshold, sp.RequireHealthyFirst})
 	reuseGroup := old != nil && old.groupKey == s.groupKey
 	if reuseGroup {
-		s.group = old.group
+		s.group, s.current = old.group, old.current
 	} else {
 		panicPct := sp.PanicThreshold
 		if panicPct < 0 {
 			panicPct = 0
 		}
-		s.group = health.NewGroup(sp.Name, spec.OutlierSpec(sp.OutlierDetection), panicPct, g.clock, s.rebuild)
+		cur := &atomic.Pointer[service]{}
+		s.current = cur
+		s.group = health.NewGroup(sp.Name, spec.OutlierSpec(sp.OutlierDetection), panicPct, g.clock, func() {
+			if c := cur.Load(); c != nil {
+				c.rebuild()
+			}
+		})
 		s.group.SetLogger(g.logger)
 		s.group.SetEventFunc(g.metrics.healthEvent)
 	}
@@ -178,6 +189,10 @@ func (g *Gateway) newService(ctx context.Context, raw api.Service, old *service)
 			}
 		}
 	}
+	// Only now, with its backends complete, does s receive the group's
+	// changes (until then they went to old, still serving); the rebuild
+	// after the hand-over sees every change made before it.
+	s.current.Store(s)
 	if !reuseGroup {
 		s.group.Start(ctx)
 	}
