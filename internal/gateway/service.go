@@ -31,7 +31,7 @@ type service struct {
 	// with unchanged checks takes the group over, and the group must
 	// then change the new service's routing, not the retired one's.
 	current *atomic.Pointer[service]
-	spec            api.Service // defaults filled in
+	spec    api.Service // defaults filled in
 	// hashed is the consistent-hash key source, "" when not hashing.
 	hashSource, hashName string
 	attempts             int
