@@ -289,8 +289,9 @@ Examples:
 func newNodeEligibilityCmd(g *globals) *cobra.Command {
 	var enable, disable bool
 	cmd := &cobra.Command{
-		Use:   "eligibility NODE --enable|--disable",
-		Short: "Let a node take new replicas, or keep new ones off it",
+		Use:     "eligibility NODE --enable|--disable",
+		Aliases: []string{"eligible"},
+		Short:   "Let a node take new replicas, or keep new ones off it",
 		Long: `Make a node eligible (--enable) or ineligible (--disable) for new replicas.
 An ineligible node keeps the replicas it runs; none are added to it. To move
 its replicas away as well, use "herd node drain". Exactly one of --enable

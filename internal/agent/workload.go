@@ -3,6 +3,7 @@ package agent
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -254,6 +255,13 @@ func (a *Agent) replicaLogs(ctx context.Context, w io.Writer, id, stream string,
 	if a.supervisor == nil {
 		return fmt.Errorf("this agent runs no replicas")
 	}
+	if rc, err := a.supervisor.DriverLogs(ctx, id, follow); err == nil {
+		// The driver keeps the output (docker): both streams, merged.
+		defer rc.Close()
+		return copyFlushing(w, rc, tail, follow)
+	} else if !errors.Is(err, driver.ErrNoLogs) && !supervisor.IsNoReplica(err) {
+		return err
+	}
 	files, err := a.supervisor.LogFiles(id, stream)
 	if err != nil {
 		return err
@@ -307,5 +315,50 @@ func (a *Agent) closeWorkload() {
 	}
 	if a.docker != nil {
 		_ = a.docker.Close()
+	}
+}
+
+// copyFlushing copies a driver's log stream to w, flushing as it goes so
+// that a followed stream reaches the client. With tail > 0 and no follow
+// it sends only the last tail lines; a followed stream is sent whole (the
+// engine keeps at most 30 MiB of it).
+func copyFlushing(w io.Writer, r io.Reader, tail int, follow bool) error {
+	if tail > 0 && !follow {
+		var lines []string
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+			if len(lines) > tail {
+				lines = lines[1:]
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return err
+		}
+		for _, l := range lines {
+			if _, err := io.WriteString(w, l+"\n"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if fl, ok := w.(interface{ Flush() }); ok {
+				fl.Flush()
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
 }

@@ -303,6 +303,16 @@ func TestDockerReplicaThroughGateway(t *testing.T) {
 		code, body, err := get(gw + "/")
 		return err == nil && code == 200 && body == r.ID+" d1"
 	})
+	// Its output comes from the engine.
+	logs, err := cl.ReplicaLogs(ctx, r.ID, "stdout", 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(logs)
+	logs.Close()
+	if !strings.Contains(string(out), "listening on 0.0.0.0:") {
+		t.Errorf("docker replica logs: %q", out)
+	}
 	// A missing image is a start error the operator sees.
 	bad := webService("", "d1", 1)
 	bad.Name = "missing"
@@ -363,5 +373,34 @@ func TestAutoscaleFollowsRequestRate(t *testing.T) {
 	}
 	stop()
 	wg.Wait()
+	waitHealthy(t, cl, "web", 1, "v1")
+}
+
+// TestImpossiblePlacementWaitsWithTheReason: a replica no node can take
+// waits unplaced, saying why, and is placed once the service asks for
+// less.
+func TestImpossiblePlacementWaitsWithTheReason(t *testing.T) {
+	bin := webServer(t)
+	c := testcluster.Start(t, testcluster.Options{Servers: 1})
+	cl := c.Nodes[0].Client(t)
+	ctx := testcluster.Ctx(t, time.Minute)
+	svc := webService(bin, "v1", 1)
+	svc.Run.Resources = &api.Resources{MemoryMB: 16 << 20}
+	if _, err := cl.ServicePut(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 10*time.Second, "the replica to wait with the reason", func() bool {
+		rs := replicasOf(t, cl, "web")
+		return len(rs) == 1 && rs[0].Node == "" && rs[0].State == api.ReplicaPending &&
+			strings.Contains(rs[0].Error, "no node satisfies: memory 16777216 MiB > free")
+	})
+	nodes, _, err := cl.Nodes(ctx, nil)
+	if err != nil || len(nodes) != 1 || nodes[0].Used.MemoryMB != 0 {
+		t.Fatalf("the waiting replica reserved something: %+v %v", nodes, err)
+	}
+	svc.Run.Resources = &api.Resources{MemoryMB: 32}
+	if _, err := cl.ServicePut(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
 	waitHealthy(t, cl, "web", 1, "v1")
 }

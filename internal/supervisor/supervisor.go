@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -353,6 +354,23 @@ func (s *Supervisor) LogFiles(id, stream string) ([]string, error) {
 		return nil, fmt.Errorf("replica %q logs: %w", id, err)
 	}
 	return files, nil
+}
+
+// DriverLogs opens the output of a replica whose driver keeps it (docker):
+// all of it, then new output while follow is set. It returns an error
+// wrapping driver.ErrNoLogs for replicas whose output is in files.
+func (s *Supervisor) DriverLogs(ctx context.Context, id string, follow bool) (io.ReadCloser, error) {
+	s.mu.Lock()
+	rn := s.runners[id]
+	s.mu.Unlock()
+	if rn == nil || rn.drv == nil {
+		return nil, fmt.Errorf("replica %q does not run on this node: %w", id, errNoReplica)
+	}
+	var rec record
+	if data, err := os.ReadFile(filepath.Join(rn.dir, "replica.json")); err == nil {
+		_ = json.Unmarshal(data, &rec) // a missing state: the driver finds it by name
+	}
+	return rn.drv.Logs(ctx, rn.task, rec.State, follow)
 }
 
 var errNoReplica = errors.New("no such replica")
