@@ -78,6 +78,7 @@ type Server struct {
 
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
+	stream    *listenerLayer
 	logStore  *wal.WAL
 	metaDB    *metadb.BoltMetaDB
 	fsm       *fsm
@@ -151,6 +152,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("opening snapshot store: %w", err)
 	}
 	stream := &listenerLayer{Listener: cfg.RPCListener, advertise: cfg.AdvertiseAddr}
+	s.stream = stream
 	s.transport = raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hl)
 
 	rc := raft.DefaultConfig()
@@ -202,6 +204,7 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) closeStores() {
 	s.transport.Close()
+	s.stream.waitHandlers(5 * time.Second)
 	s.logStore.Close()
 	s.metaDB.Close()
 }
@@ -331,6 +334,11 @@ func (s *Server) Shutdown() error {
 		s.sessions.stopAll()
 		s.transport.CloseStreams()
 		s.transport.Close()
+		// A heartbeat handled while Raft shuts down may still write the
+		// term; closing the stores under it panics raft.
+		if !s.stream.waitHandlers(5 * time.Second) {
+			s.logger.Warn("raft connection handlers still running after 5s; closing the stores anyway")
+		}
 		if cerr := s.logStore.Close(); cerr != nil && err == nil {
 			err = cerr
 		}
@@ -353,6 +361,27 @@ type listenerLayer struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	// handlers counts accepted connections not yet closed by raft's
+	// handler, which closes each when it returns. A handler may be in the
+	// middle of a heartbeat that writes the term to the stable store, so
+	// the stores close only once they are all done.
+	handlers sync.WaitGroup
+}
+
+// waitHandlers waits up to timeout for raft's connection handlers to end
+// (after Close) and reports whether they did.
+func (l *listenerLayer) waitHandlers(timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		l.handlers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
 }
 
 func (l *listenerLayer) Accept() (net.Conn, error) {
@@ -370,6 +399,7 @@ func (l *listenerLayer) Accept() (net.Conn, error) {
 		l.conns = map[net.Conn]struct{}{}
 	}
 	l.conns[c] = struct{}{}
+	l.handlers.Add(1)
 	return &trackedConn{Conn: c, l: l}, nil
 }
 
@@ -388,13 +418,17 @@ func (l *listenerLayer) Close() error {
 // trackedConn forgets itself when closed.
 type trackedConn struct {
 	net.Conn
-	l *listenerLayer
+	l    *listenerLayer
+	once sync.Once
 }
 
 func (c *trackedConn) Close() error {
-	c.l.mu.Lock()
-	delete(c.l.conns, c.Conn)
-	c.l.mu.Unlock()
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c.Conn)
+		c.l.mu.Unlock()
+		c.l.handlers.Done()
+	})
 	return c.Conn.Close()
 }
 
