@@ -22,10 +22,18 @@ func (l *storeLeader) Store() *state.Store { return l.store }
 
 func (l *storeLeader) ApplyLocal(_ context.Context, cmd *server.Command) (*server.Result, error) {
 	l.idx++
-	if cmd.Op != server.OpServiceUpsert {
+	var err error
+	switch cmd.Op {
+	case server.OpServiceUpsert:
+		err = l.store.ServiceUpsert(l.idx, cmd.Service)
+	case server.OpReplicaPlan:
+		err = l.store.ReplicaApplyPlan(l.idx, cmd.Plan)
+	case server.OpServiceRollout:
+		err = l.store.ServiceSetRollout(l.idx, cmd.ID, cmd.Version, cmd.State, cmd.Message)
+	default:
 		return &server.Result{Index: l.idx, Error: "unexpected op " + string(cmd.Op)}, nil
 	}
-	if err := l.store.ServiceUpsert(l.idx, cmd.Service); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return &server.Result{Index: l.idx, OK: true}, nil

@@ -242,12 +242,36 @@ func (p *pass) service(cluster *scheduler.Cluster, svc *api.ServiceEntry, rs []*
 		}
 	}
 	var needRepl []*api.Replica
+	// A drain moves replicas under the update's gates: at most
+	// max_parallel replacements not yet proven at a time. Replicas of a
+	// failed node are replaced at once: they serve nobody.
+	drainBudget := run.Update.MaxParallel
 	for _, r := range doomed {
 		if nr := replacedBy[r.ID]; nr != nil {
 			if p.stable(nr, run) || nr.State == api.ReplicaLost {
 				p.stop(r, "replaced by "+nr.ID)
+			} else if r.State != api.ReplicaLost {
+				drainBudget--
 			}
+		}
+	}
+	for _, r := range doomed {
+		if replacedBy[r.ID] != nil {
 			continue
+		}
+		if r.State != api.ReplicaLost {
+			if drainBudget <= 0 {
+				// It waits for an earlier replacement to prove itself,
+				// and serves meanwhile: count it where it is.
+				active = append(active, r)
+				if r.Version == version {
+					current = append(current, r)
+				} else {
+					old = append(old, r)
+				}
+				continue
+			}
+			drainBudget--
 		}
 		needRepl = append(needRepl, r)
 	}
