@@ -303,6 +303,14 @@ func TestDockerReplicaThroughGateway(t *testing.T) {
 		code, body, err := get(gw + "/")
 		return err == nil && code == 200 && body == r.ID+" d1"
 	})
+	// Its CPU is measured like a process's (its main process on the host).
+	testcluster.WaitFor(t, 10*time.Second, "the container's CPU figure", func() bool {
+		for range 20 {
+			_, _, _ = get(gw + "/")
+		}
+		us, err := cl.AgentReplicas(ctx)
+		return err == nil && len(us) == 1 && us[0].ID == r.ID && us[0].CPU > 0
+	})
 	// Its output comes from the engine.
 	logs, err := cl.ReplicaLogs(ctx, r.ID, "stdout", 0, false)
 	if err != nil {

@@ -166,7 +166,11 @@ func (d *Driver) Start(ctx context.Context, t driver.Task) (driver.Handle, error
 		}
 		return nil, err
 	}
-	return d.handle(t, created.ID), nil
+	pid := 0
+	if info, err := d.cli.ContainerInspect(ctx, created.ID, client.ContainerInspectOptions{}); err == nil && info.Container.State != nil {
+		pid = info.Container.State.Pid
+	}
+	return d.handle(t, created.ID, pid), nil
 }
 
 // taskError marks err as driver.ErrTask when the engine rejected the
@@ -202,7 +206,7 @@ func (d *Driver) Recover(ctx context.Context, t driver.Task, state []byte) (driv
 		}
 		return nil, fmt.Errorf("docker: container %s is not running: %w", ref, driver.ErrGone)
 	}
-	return d.handle(t, c.ID), nil
+	return d.handle(t, c.ID, c.State.Pid), nil
 }
 
 // Logs streams the container's stdout and stderr, merged into one plain
@@ -299,6 +303,9 @@ func (d *Driver) remove(ctx context.Context, ref string) error {
 type state struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	// PID is the container's main process on the host (0 if unknown),
+	// for the supervisor's CPU figures.
+	PID int `json:"pid,omitempty"`
 }
 
 // ref returns the container to look for: the ID in state, else (no or a

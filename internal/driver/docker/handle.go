@@ -41,10 +41,10 @@ type handle struct {
 	exited bool
 }
 
-func (d *Driver) handle(t driver.Task, id string) *handle {
+func (d *Driver) handle(t driver.Task, id string, pid int) *handle {
 	name := containerName(t.ID)
-	// Marshalling two strings cannot fail.
-	blob, _ := json.Marshal(state{ID: id, Name: name})
+	// Marshalling two strings and a number cannot fail.
+	blob, _ := json.Marshal(state{ID: id, Name: name, PID: pid})
 	return &handle{
 		d: d, id: id, name: name, state: blob,
 		signal:  signalName(t.StopSignal),
@@ -52,7 +52,8 @@ func (d *Driver) handle(t driver.Task, id string) *handle {
 	}
 }
 
-// State returns the blob Recover and Logs take: the container's ID and name.
+// State returns the blob Recover and Logs take: the container's ID and
+// name, and its main process's host PID.
 func (h *handle) State() []byte { return h.state }
 
 // Enforced reports true: the engine applies the CPU and memory limits.
