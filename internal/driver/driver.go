@@ -71,6 +71,9 @@ type Handle interface {
 	Stop(ctx context.Context) error
 	// Enforced reports whether CPU and memory limits are in force.
 	Enforced() bool
+	// CPUTime is the CPU time the replica has used so far; ok is false
+	// when the driver cannot tell (the replica is gone, say).
+	CPUTime() (used time.Duration, ok bool)
 }
 
 // Driver runs replicas of one kind.

@@ -34,9 +34,9 @@ type runner struct {
 
 	mu     sync.Mutex
 	status api.ReplicaStatus
-	isLive bool
-	// pid is the replica's process (exec; 0 when unknown), for CPU use.
-	pid int
+	// live is the handle of the running replica (nil when it does not
+	// run), for its CPU use.
+	live driver.Handle
 }
 
 // finished returns a runner for a replica that does not run here and
@@ -137,7 +137,7 @@ func (rn *runner) finished() bool {
 func (rn *runner) alive() bool {
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
-	return rn.isLive
+	return rn.live != nil
 }
 
 func (rn *runner) snapshot() api.ReplicaStatus {
@@ -289,16 +289,12 @@ func (rn *runner) supervise(ctx context.Context, h driver.Handle) (exit driver.E
 	if rn.chk == nil {
 		state, health, since = api.ReplicaRunning, api.HealthHealthy, now
 	}
-	var st struct {
-		PID int `json:"pid"`
-	}
-	_ = json.Unmarshal(h.State(), &st) // docker's has none: no CPU figure
 	rn.mu.Lock()
-	rn.isLive, rn.pid = true, st.PID
+	rn.live = h
 	rn.mu.Unlock()
 	defer func() {
 		rn.mu.Lock()
-		rn.isLive, rn.pid = false, 0
+		rn.live = nil
 		rn.mu.Unlock()
 	}()
 	rn.update(func(st *api.ReplicaStatus) {

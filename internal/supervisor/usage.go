@@ -2,54 +2,21 @@ package supervisor
 
 import (
 	"context"
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/driver"
 )
-
-// clockTicks is the kernel's USER_HZ, the unit of CPU times in
-// /proc/PID/stat (100 on every Linux herd runs on).
-const clockTicks = 100
 
 // usageInterval is how often the supervisor samples its replicas' CPU.
 const usageInterval = 2 * time.Second
 
-// cpuTicks returns a process's CPU time so far, its own and its reaped
-// children's, in clock ticks; ok is false when it cannot be read.
-func cpuTicks(pid int) (ticks uint64, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	// Fields after the command name, which may hold spaces: state is the
-	// first; utime, stime, cutime, cstime are fields 14-17 of the line.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 15 {
-		return 0, false
-	}
-	for _, s := range f[11:15] {
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			return 0, false
-		}
-		ticks += n
-	}
-	return ticks, true
-}
-
-// usageLoop samples the CPU use of the replicas until ctx ends.
+// usageLoop samples the CPU use of the running replicas until ctx ends.
 func (s *Supervisor) usageLoop(ctx context.Context) {
 	type sample struct {
-		pid   int
-		ticks uint64
-		at    time.Time
+		h    driver.Handle
+		used time.Duration
+		at   time.Time
 	}
 	last := map[string]sample{}
 	t := time.NewTicker(usageInterval)
@@ -62,27 +29,28 @@ func (s *Supervisor) usageLoop(ctx context.Context) {
 		}
 		now := time.Now()
 		s.mu.Lock()
-		pids := make(map[string]int, len(s.runners))
+		live := make(map[string]driver.Handle, len(s.runners))
 		for id, rn := range s.runners {
 			rn.mu.Lock()
-			if rn.pid > 0 {
-				pids[id] = rn.pid
+			if rn.live != nil {
+				live[id] = rn.live
 			}
 			rn.mu.Unlock()
 		}
 		s.mu.Unlock()
-		usage := make(map[string]float64, len(pids))
-		next := make(map[string]sample, len(pids))
-		for id, pid := range pids {
-			ticks, ok := cpuTicks(pid)
+		usage := make(map[string]float64, len(live))
+		next := make(map[string]sample, len(live))
+		for id, h := range live {
+			used, ok := h.CPUTime()
 			if !ok {
 				continue
 			}
-			if prev, ok := last[id]; ok && prev.pid == pid && ticks >= prev.ticks {
-				secs := now.Sub(prev.at).Seconds()
-				usage[id] = float64(ticks-prev.ticks) / clockTicks / secs * 1000
+			// A restarted replica has a new handle: its first sample only
+			// starts the count.
+			if prev, ok := last[id]; ok && prev.h == h && used >= prev.used {
+				usage[id] = float64(used-prev.used) / float64(now.Sub(prev.at)) * 1000
 			}
-			next[id] = sample{pid: pid, ticks: ticks, at: now}
+			next[id] = sample{h: h, used: used, at: now}
 		}
 		last = next
 		s.usageMu.Lock()

@@ -303,9 +303,6 @@ func (d *Driver) remove(ctx context.Context, ref string) error {
 type state struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
-	// PID is the container's main process on the host (0 if unknown),
-	// for the supervisor's CPU figures.
-	PID int `json:"pid,omitempty"`
 }
 
 // ref returns the container to look for: the ID in state, else (no or a

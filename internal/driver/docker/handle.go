@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"sync"
 	"syscall"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/herd-cluster/herd/internal/driver"
+	"github.com/herd-cluster/herd/internal/procfs"
 )
 
 // maxSignal is the highest signal number on Linux; exit codes 129 to
@@ -25,6 +27,8 @@ type handle struct {
 	id    string
 	name  string
 	state []byte
+	// pid is the container's main process on the host (0 if unknown).
+	pid int
 	// signal ("" for the container's) and timeout are Stop's.
 	signal  string
 	timeout int
@@ -43,18 +47,31 @@ type handle struct {
 
 func (d *Driver) handle(t driver.Task, id string, pid int) *handle {
 	name := containerName(t.ID)
-	// Marshalling two strings and a number cannot fail.
-	blob, _ := json.Marshal(state{ID: id, Name: name, PID: pid})
+	// Marshalling two strings cannot fail.
+	blob, _ := json.Marshal(state{ID: id, Name: name})
 	return &handle{
-		d: d, id: id, name: name, state: blob,
+		d: d, id: id, name: name, state: blob, pid: pid,
 		signal:  signalName(t.StopSignal),
 		timeout: stopSeconds(t.KillTimeout),
 	}
 }
 
-// State returns the blob Recover and Logs take: the container's ID and
-// name, and its main process's host PID.
+// State returns the blob Recover and Logs take: the container's ID and name.
 func (h *handle) State() []byte { return h.state }
+
+// CPUTime is the CPU time of the container's main process and of the
+// children it reaped, read from the host's /proc (the engine's own
+// statistics cost a request per sample).
+func (h *handle) CPUTime() (time.Duration, bool) {
+	if h.pid <= 0 {
+		return 0, false
+	}
+	s, err := procfs.ReadStat(h.pid)
+	if err != nil || s.Dead() {
+		return 0, false
+	}
+	return s.CPUTime(), true
+}
 
 // Enforced reports true: the engine applies the CPU and memory limits.
 func (h *handle) Enforced() bool { return true }

@@ -20,6 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/herd-cluster/herd/internal/driver"
+
+	"github.com/herd-cluster/herd/internal/procfs"
 )
 
 func TestMain(m *testing.M) {
@@ -94,8 +96,8 @@ func waitFile(t *testing.T, path string) string {
 }
 
 func alive(pid int) bool {
-	s, err := readStat(pid)
-	return err == nil && !s.dead()
+	s, err := procfs.ReadStat(pid)
+	return err == nil && !s.Dead()
 }
 
 func TestExitCodes(t *testing.T) {
@@ -465,27 +467,6 @@ func TestRecoverGone(t *testing.T) {
 	})
 }
 
-func TestParseStat(t *testing.T) {
-	line := "4242 (a b) (c)) S 1 4242 4242 0 -1 4194560 98 0 0 0 0 0 0 0 20 0 1 0 123456 2170880 240 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
-	s, err := parseStat([]byte(line))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s != (procStat{state: 'S', pgrp: 4242, startTime: 123456}) {
-		t.Errorf("parseStat = %+v", s)
-	}
-	for _, bad := range []string{"", "1 (x) S 1 2", "1 x S 1 2 3"} {
-		if _, err := parseStat([]byte(bad)); err == nil {
-			t.Errorf("parseStat(%q): no error", bad)
-		}
-	}
-	// Our own start time is readable and stable.
-	a, err := readStat(os.Getpid())
-	if err != nil || a.startTime == 0 {
-		t.Fatalf("readStat(self) = %+v, %v", a, err)
-	}
-}
-
 func TestNameAvailableLogs(t *testing.T) {
 	d := newDriver()
 	if d.Name() != "exec" {
@@ -522,5 +503,28 @@ func TestPidfdIsWatchedByThePoller(t *testing.T) {
 	defer cancel()
 	if err := watch(ctx); err != nil {
 		t.Errorf("waitReadable after the process ended = %v", err)
+	}
+}
+
+func TestCPUTime(t *testing.T) {
+	h := start(t, newDriver(), shTask(t, `while :; do :; done`))
+	first, ok := h.CPUTime()
+	if !ok {
+		t.Fatal("no CPU time for a running replica")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		used, ok := h.CPUTime()
+		if ok && used > first {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a busy loop's CPU time did not grow in 5 s: %v -> %v", first, used)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop(t, h)
+	if used, ok := h.CPUTime(); ok {
+		t.Fatalf("a stopped replica reports %v of CPU", used)
 	}
 }

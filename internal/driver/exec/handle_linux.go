@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/herd-cluster/herd/internal/driver"
+
+	"github.com/herd-cluster/herd/internal/procfs"
 )
 
 // Defaults for a task that leaves them zero.
@@ -84,6 +86,15 @@ func (h *handle) State() []byte { return h.blob }
 // Enforced reports whether the replica runs in a cgroup with its CPU and
 // memory limits.
 func (h *handle) Enforced() bool { return h.enforced }
+
+// CPUTime is the CPU time of the process and of the children it reaped.
+func (h *handle) CPUTime() (time.Duration, bool) {
+	s, err := procfs.ReadStat(h.st.PID)
+	if err != nil || s.StartTime != h.st.StartTime || s.Dead() {
+		return 0, false
+	}
+	return s.CPUTime(), true
+}
 
 // Wait blocks until the replica's process ends or ctx ends, and returns
 // how it ended (for a recovered process: Code -1 and an Err saying the
@@ -177,7 +188,7 @@ func (h *handle) gone() bool {
 // on it.
 func (h *handle) signal(sig syscall.Signal) {
 	send := func(s syscall.Signal) {
-		if stat, err := readStat(h.st.PID); err == nil && stat.startTime == h.st.StartTime && !stat.dead() && stat.pgrp != h.st.PGID {
+		if stat, err := procfs.ReadStat(h.st.PID); err == nil && stat.StartTime == h.st.StartTime && !stat.Dead() && stat.Pgrp != h.st.PGID {
 			_ = syscall.Kill(h.st.PID, s)
 		}
 		if !h.ended() || len(groupMembers(h.st.PGID, h.st.StartTime)) > 0 {

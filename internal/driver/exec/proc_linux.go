@@ -1,7 +1,6 @@
 package exec
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,63 +9,19 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-// procRoot is where procfs is mounted.
-const procRoot = "/proc"
+	"github.com/herd-cluster/herd/internal/procfs"
+)
 
 // procPollInterval is how often a process is looked for in /proc where
 // pidfd cannot tell when it ends.
 const procPollInterval = 100 * time.Millisecond
 
-// procStat is what the driver reads from /proc/<pid>/stat.
-type procStat struct {
-	state     byte   // field 3: R, S, D, Z, X, ...
-	pgrp      int    // field 5: process group
-	startTime uint64 // field 22: start time in clock ticks since boot
-}
-
-// dead reports whether the process has ended and only its exit status is
-// left to be reaped.
-func (s procStat) dead() bool { return s.state == 'Z' || s.state == 'X' }
-
-// readStat reads the stat line of process pid.
-func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(procRoot + "/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procStat{}, err
-	}
-	return parseStat(b)
-}
-
-// parseStat parses a /proc/<pid>/stat line. The command name (field 2) is
-// in parentheses and may itself hold spaces and parentheses, so the fields
-// are counted from the last ')'.
-func parseStat(b []byte) (procStat, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, fmt.Errorf("proc stat %q: no command name", b)
-	}
-	f := bytes.Fields(b[i+1:]) // f[0] is field 3
-	if len(f) < 20 || len(f[0]) != 1 {
-		return procStat{}, fmt.Errorf("proc stat %q: too few fields", b)
-	}
-	pgrp, err := strconv.Atoi(string(f[2]))
-	if err != nil {
-		return procStat{}, fmt.Errorf("proc stat: process group: %w", err)
-	}
-	start, err := strconv.ParseUint(string(f[19]), 10, 64)
-	if err != nil {
-		return procStat{}, fmt.Errorf("proc stat: start time: %w", err)
-	}
-	return procStat{state: f[0][0], pgrp: pgrp, startTime: start}, nil
-}
-
 // running reports whether pid is the process that started at start and
 // has not ended.
 func running(pid int, start uint64) bool {
-	s, err := readStat(pid)
-	return err == nil && s.startTime == start && !s.dead()
+	s, err := procfs.ReadStat(pid)
+	return err == nil && s.StartTime == start && !s.Dead()
 }
 
 // groupMembers returns the live processes of process group pgid, whose
@@ -74,7 +29,7 @@ func running(pid int, start uint64) bool {
 // holds the number pgid, the group is gone (the number is only reused once
 // no member is left) and the result is empty.
 func groupMembers(pgid int, leaderStart uint64) []int {
-	d, err := os.Open(procRoot)
+	d, err := os.Open(procfs.Root)
 	if err != nil {
 		return nil
 	}
@@ -89,14 +44,14 @@ func groupMembers(pgid int, leaderStart uint64) []int {
 		if err != nil {
 			continue
 		}
-		s, err := readStat(pid)
-		if err != nil || s.pgrp != pgid {
+		s, err := procfs.ReadStat(pid)
+		if err != nil || s.Pgrp != pgid {
 			continue
 		}
-		if pid == pgid && s.startTime != leaderStart {
+		if pid == pgid && s.StartTime != leaderStart {
 			return nil
 		}
-		if !s.dead() {
+		if !s.Dead() {
 			pids = append(pids, pid)
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 
 	"github.com/herd-cluster/herd/internal/driver"
+
+	"github.com/herd-cluster/herd/internal/procfs"
 )
 
 // defaultPath is the replica's PATH when the agent has none.
@@ -85,7 +87,7 @@ func (d *Driver) Start(ctx context.Context, t driver.Task) (driver.Handle, error
 		return nil, fmt.Errorf("exec: task %s: start %s in %s%s: %w", t.ID, path, t.WorkDir, as, classify(err))
 	}
 	pid := cmd.Process.Pid
-	stat, err := readStat(pid)
+	stat, err := procfs.ReadStat(pid)
 	if err != nil {
 		// Without the start time the process could not be recovered
 		// safely; do not leave it running unknown.
@@ -96,7 +98,7 @@ func (d *Driver) Start(ctx context.Context, t driver.Task) (driver.Handle, error
 		}
 		return nil, fmt.Errorf("exec: task %s: read start time of pid %d: %w", t.ID, pid, err)
 	}
-	st := state{PID: pid, StartTime: stat.startTime, PGID: pid, Cgroup: cgroup}
+	st := state{PID: pid, StartTime: stat.StartTime, PGID: pid, Cgroup: cgroup}
 	d.log.Debug("replica started", "task", t.ID, "pid", pid, "command", path, "cgroup", cgroup)
 	return d.newHandle(t, st, cmd), nil
 }
