@@ -269,16 +269,10 @@ func (a *Agent) replicaLogs(ctx context.Context, w io.Writer, id, stream string,
 	if len(files) == 0 {
 		return fmt.Errorf("replica %q has written no %s yet", id, stream)
 	}
-	if tail > 0 {
-		if _, err := logfile.Tail(w, files, tail); err != nil {
-			return err
-		}
-	} else {
-		for _, f := range files {
-			if err := copyFile(w, f); err != nil {
-				return err
-			}
-		}
+	// Following starts where the tail ended: no gap, no repeat.
+	size, err := logfile.Tail(w, files, tail) // tail 0: everything
+	if err != nil {
+		return err
 	}
 	if fl, ok := w.(interface{ Flush() }); ok {
 		fl.Flush()
@@ -286,25 +280,10 @@ func (a *Agent) replicaLogs(ctx context.Context, w io.Writer, id, stream string,
 	if !follow {
 		return nil
 	}
-	live := files[len(files)-1]
-	st, err := os.Stat(live)
-	if err != nil {
-		return err
-	}
-	if err := logfile.FollowFrom(ctx, live, st.Size(), w); err != nil && ctx.Err() == nil {
+	if err := logfile.FollowFrom(ctx, files[len(files)-1], size, w); err != nil && ctx.Err() == nil {
 		return err
 	}
 	return nil
-}
-
-func copyFile(w io.Writer, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(w, f)
-	return err
 }
 
 // closeWorkload releases the workload clients once every goroutine that

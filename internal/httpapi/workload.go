@@ -1,9 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -16,23 +13,6 @@ import (
 
 // maxReportBytes bounds a node's registration or replica report.
 const maxReportBytes = 4 << 20
-
-// decodeBody reads a bounded JSON body into v, rejecting unknown fields.
-func decodeBody(r *http.Request, limit int64, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return errorf(http.StatusBadRequest, "reading body: %v", err)
-	}
-	if int64(len(body)) > limit {
-		return errorf(http.StatusRequestEntityTooLarge, "body is larger than the limit of %d bytes", limit)
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return errorf(http.StatusBadRequest, "invalid JSON body: %v", err)
-	}
-	return nil
-}
 
 func (a *API) replicaList(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
@@ -92,7 +72,7 @@ func (a *API) nodeGet(w http.ResponseWriter, r *http.Request) error {
 // nodeRegister records the attributes a node reports about itself.
 func (a *API) nodeRegister(w http.ResponseWriter, r *http.Request) error {
 	var n api.Node
-	if err := decodeBody(r, maxReportBytes, &n); err != nil {
+	if err := decodeJSONLimit(r, &n, maxReportBytes); err != nil {
 		return err
 	}
 	if n.Name != r.PathValue("name") {
@@ -110,7 +90,7 @@ func (a *API) nodeRegister(w http.ResponseWriter, r *http.Request) error {
 // nodeReport records a node's report about its replicas.
 func (a *API) nodeReport(w http.ResponseWriter, r *http.Request) error {
 	var st []api.ReplicaStatus
-	if err := decodeBody(r, maxReportBytes, &st); err != nil {
+	if err := decodeJSONLimit(r, &st, maxReportBytes); err != nil {
 		return err
 	}
 	res, err := a.apply(r, &server.Command{Op: server.OpReplicaReport, ID: r.PathValue("name"), Reports: st})

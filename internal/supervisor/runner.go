@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -346,7 +347,7 @@ func (rn *runner) checkLoop(ctx context.Context) {
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	addr := netJoin(host, port)
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	ok, bad := 0, 0
 	healthy := false
 	t := time.NewTimer(0)
@@ -405,13 +406,6 @@ func exitMessage(e driver.Exit) string {
 		return fmt.Sprintf("killed by signal %s", e.Signal)
 	}
 	return fmt.Sprintf("exited with code %d", e.Code)
-}
-
-func netJoin(host string, port int) string {
-	if strings.Contains(host, ":") {
-		return "[" + host + "]:" + strconv.Itoa(port)
-	}
-	return host + ":" + strconv.Itoa(port)
 }
 
 // writeFileAtomic writes data to path through a temporary file and a
