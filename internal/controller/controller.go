@@ -7,13 +7,11 @@
 package controller
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -306,7 +304,7 @@ func (p *pass) service(cluster *scheduler.Cluster, svc *api.ServiceEntry, rs []*
 		case len(active) < want && !(failed && len(old) > 0):
 			p.place(cluster, svc, run, want-len(active))
 		case len(active) > want:
-			for _, r := range victims(active, len(active)-want, version) {
+			for _, r := range cluster.PickStop(run, active, len(active)-want) {
 				p.stop(r, "scaled down")
 			}
 		}
@@ -320,7 +318,7 @@ func (p *pass) service(cluster *scheduler.Cluster, svc *api.ServiceEntry, rs []*
 			}
 		}
 		if stop := proven + len(old) - want; stop > 0 {
-			for _, r := range victims(old, min(stop, len(old)), version) {
+			for _, r := range cluster.PickStop(run, old, stop) {
 				p.stop(r, "replaced by the new version")
 			}
 		}
@@ -329,7 +327,7 @@ func (p *pass) service(cluster *scheduler.Cluster, svc *api.ServiceEntry, rs []*
 			p.place(cluster, svc, run, n)
 		}
 		if len(current) > want {
-			for _, r := range victims(current, len(current)-want, version) {
+			for _, r := range cluster.PickStop(run, current, len(current)-want) {
 				p.stop(r, "scaled down")
 			}
 		}
@@ -473,33 +471,6 @@ func (p *pass) collect(reps []*api.Replica) {
 			p.plan.Delete = append(p.plan.Delete, r.ID)
 		}
 	}
-}
-
-// victims picks n replicas to stop: first those that are not of version,
-// then unplaced, then not healthy, then the newest; ties by ID.
-func victims(rs []*api.Replica, n int, version uint64) []*api.Replica {
-	c := slices.Clone(rs)
-	rank := func(r *api.Replica) int {
-		switch {
-		case r.Version != version:
-			return 0
-		case r.Node == "":
-			return 1
-		case r.Health != api.HealthHealthy:
-			return 2
-		}
-		return 3
-	}
-	slices.SortFunc(c, func(a, b *api.Replica) int {
-		if x := cmp.Compare(rank(a), rank(b)); x != 0 {
-			return x
-		}
-		if x := b.CreateTime.Compare(a.CreateTime); x != 0 {
-			return x
-		}
-		return cmp.Compare(a.ID, b.ID)
-	})
-	return c[:min(n, len(c))]
 }
 
 // newID returns a replica ID: the service name and 8 random hex digits.

@@ -1,16 +1,21 @@
 package scheduler
 
-import "github.com/herd-cluster/herd/api"
+import (
+	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/spec"
+)
 
-// Defaults for a replica whose run section leaves them out (or sets 0).
+// Defaults for a replica whose run section leaves them out (or sets 0):
+// the run section's own (package spec), so that what the scheduler
+// reserves is what the node runs.
 const (
 	// DefaultCPU is the CPU a replica reserves, in millicores.
-	DefaultCPU = 100
+	DefaultCPU = spec.DefaultCPU
 	// DefaultMemoryMB is the memory a replica reserves, in MiB.
-	DefaultMemoryMB = 64
+	DefaultMemoryMB = spec.DefaultMemoryMB
 	// DefaultPortName is the one port a replica gets when its run section
 	// lists none.
-	DefaultPortName = "http"
+	DefaultPortName = spec.DefaultPortName
 )
 
 // HoldsResources reports whether a replica occupies resources on its node

@@ -306,7 +306,7 @@ func (s *Store) ServiceListResolved(ws memdb.WatchSet) (uint64, []*api.ServiceEn
 				continue
 			}
 			c.Backends = append(c.Backends, api.Backend{
-				Address: net.JoinHostPort(r.Address, strconv.Itoa(r.Ports[firstPort(r)])),
+				Address: net.JoinHostPort(r.Address, strconv.Itoa(r.Ports[scheduler.PortNames(r.Run)[0]])),
 				Weight:  1, Zone: zone[r.Node],
 				Labels: map[string]string{"replica": r.ID, "node": r.Node},
 			})
@@ -323,13 +323,4 @@ func Routable(r *api.Replica) bool {
 		r.Node != "" && r.Address != "" && len(r.Ports) > 0
 }
 
-// firstPort is the name of the replica's port the gateway routes to.
-func firstPort(r *api.Replica) string {
-	if r.Run != nil && len(r.Run.Ports) > 0 {
-		return r.Run.Ports[0].Name
-	}
-	for name := range r.Ports {
-		return name // a single port (the default "http")
-	}
-	return ""
-}
+
