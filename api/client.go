@@ -127,12 +127,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return meta, false, nil
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e Error
-		msg := strings.TrimSpace(string(data))
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		return meta, false, &StatusError{Code: resp.StatusCode, Message: msg}
+		return meta, false, statusError(resp.StatusCode, data)
 	}
 	if out != nil {
 		if raw, ok := out.(*[]byte); ok {
@@ -142,6 +137,17 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 	}
 	return meta, true, nil
+}
+
+// statusError is the error of an answer other than 200: the message of
+// the JSON error body, or the body as text.
+func statusError(code int, body []byte) error {
+	var e Error
+	msg := strings.TrimSpace(string(body))
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		msg = e.Error
+	}
+	return &StatusError{Code: code, Message: msg}
 }
 
 func kvPath(key string) string {
@@ -513,12 +519,7 @@ func (c *Client) ReplicaLogs(ctx context.Context, id, stream string, tail int, f
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var e Error
-		msg := strings.TrimSpace(string(data))
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		return nil, &StatusError{Code: resp.StatusCode, Message: msg}
+		return nil, statusError(resp.StatusCode, data)
 	}
 	return resp.Body, nil
 }

@@ -117,15 +117,6 @@ func taskFor(r *api.Replica, run *api.Run, dir string) driver.Task {
 
 func (rn *runner) requestStop() { rn.stopOnce.Do(func() { close(rn.stopCh) }) }
 
-func (rn *runner) stopping() bool {
-	select {
-	case <-rn.stopCh:
-		return true
-	default:
-		return false
-	}
-}
-
 func (rn *runner) finished() bool {
 	select {
 	case <-rn.done:

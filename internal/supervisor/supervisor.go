@@ -165,12 +165,8 @@ func (s *Supervisor) sync(ctx context.Context, wg *sync.WaitGroup, reps []*api.R
 		}
 	}
 	for id, r := range want {
-		if rn, ok := s.runners[id]; ok {
-			// A runner stopped on request (the replica looked unwanted)
-			// that the cluster wants after all starts again.
-			if !(rn.finished() && rn.stopping() && rn.s != nil && r.Desired == api.DesiredRun && r.State != api.ReplicaLost) {
-				continue
-			}
+		if _, ok := s.runners[id]; ok {
+			continue
 		}
 		if r.Desired == api.DesiredStop || r.State == api.ReplicaLost {
 			if r.State != api.ReplicaStopped && r.State != api.ReplicaFailed {
