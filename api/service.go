@@ -255,7 +255,8 @@ type Rollout struct {
 	Version uint64 `json:"version"`
 	// State is progress, complete, failed or reverted.
 	State string `json:"state"`
-	// Message says why it failed, or what it waits for.
+	// Message says why it failed (for a reverting rollout: why the version
+	// it reverts from failed), or what it waits for.
 	Message string `json:"message,omitempty"`
 	// StableVersion and StableRun are the last version that completed,
 	// kept to revert to.

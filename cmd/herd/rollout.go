@@ -7,7 +7,6 @@ import (
 	"io"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -315,8 +314,7 @@ func waitRollout(ctx context.Context, c *api.Client, w io.Writer, name string, v
 		ro := e.Rollout
 		switch {
 		case e.RunVersion != version && ro != nil && ro.RevertedFrom == version:
-			msg := strings.TrimPrefix(ro.Message, fmt.Sprintf("reverting version %d: ", version))
-			return false, fmt.Errorf("%s: rollout failed and was reverted: %s", name, msg)
+			return false, fmt.Errorf("%s: rollout failed and was reverted: %s", name, ro.Message)
 		case e.RunVersion != version || e.Run == nil:
 			return false, fmt.Errorf("%s: changed again during its rollout (now at run version %d): not following it further", name, e.RunVersion)
 		case ro == nil || ro.Version != version:

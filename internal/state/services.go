@@ -97,7 +97,7 @@ func (s *Store) ServiceSetRollout(idx uint64, name string, version uint64, state
 		e.Run = &back
 		e.RunVersion = r.StableVersion
 		r = api.Rollout{Version: r.StableVersion, State: api.RolloutProgress, Since: time.Now().UTC(),
-			Message: fmt.Sprintf("reverting version %d: %s", version, msg), RevertedFrom: version,
+			Message: msg, RevertedFrom: version,
 			StableVersion: r.StableVersion, StableRun: r.StableRun}
 	case state == api.RolloutReverted:
 		r.State = api.RolloutFailed // nothing to go back to

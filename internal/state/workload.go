@@ -322,5 +322,3 @@ func Routable(r *api.Replica) bool {
 	return r.Desired == api.DesiredRun && r.State == api.ReplicaRunning && r.Health == api.HealthHealthy &&
 		r.Node != "" && r.Address != "" && len(r.Ports) > 0
 }
-
-
