@@ -19,6 +19,19 @@ func spreadService(bin, version string, replicas int) *api.Service {
 	return s
 }
 
+// awayFromLeader picks a replica that does not run on the leader's node,
+// and its node.
+func awayFromLeader(t *testing.T, c *testcluster.Cluster, rs []*api.Replica, leader *testcluster.Node) (*testcluster.Node, *api.Replica) {
+	t.Helper()
+	for _, r := range rs {
+		if r.Node != leader.Name {
+			return c.Node(r.Node), r
+		}
+	}
+	t.Fatal("every replica runs on the leader's node")
+	return nil, nil
+}
+
 func listening(r *api.Replica) bool {
 	conn, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", r.Address, r.Ports["http"]), 500*time.Millisecond)
 	if err != nil {
@@ -45,14 +58,7 @@ func TestNodeLossReplacesItsReplicas(t *testing.T) {
 	rs := waitHealthy(t, cl, "web", 3, "v1")
 
 	// Kill a node that runs a replica and is not the leader.
-	var victim *testcluster.Node
-	var lost *api.Replica
-	for _, r := range rs {
-		if r.Node != leader.Name {
-			victim, lost = c.Node(r.Node), r
-			break
-		}
-	}
+	victim, lost := awayFromLeader(t, c, rs, leader)
 	killed := time.Now()
 	c.Kill(victim)
 	var repl *api.Replica
@@ -102,14 +108,7 @@ func TestReturningNodeKeepsNoStaleReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs := waitHealthy(t, cl, "web", 3, "v1")
-	var victim *testcluster.Node
-	var stale *api.Replica
-	for _, r := range rs {
-		if r.Node != leader.Name {
-			victim, stale = c.Node(r.Node), r
-			break
-		}
-	}
+	victim, stale := awayFromLeader(t, c, rs, leader)
 	c.Crash(victim)
 	if !listening(stale) {
 		t.Fatal("the replica died with its agent; it should outlive it")

@@ -194,8 +194,9 @@ func (c *Cluster) Stop() {
 	}
 }
 
-// Kill stops a node abruptly, as a crash would: no leave, no hand-over.
-func (c *Cluster) Kill(n *Node) {
+// take detaches n's running agent for stopping; the test fails if n is
+// not running.
+func (c *Cluster) take(n *Node) *agent.Agent {
 	c.t.Helper()
 	n.mu.Lock()
 	a := n.agent
@@ -204,7 +205,13 @@ func (c *Cluster) Kill(n *Node) {
 	if a == nil {
 		c.t.Fatalf("node %s is already stopped", n.Name)
 	}
-	if err := a.Kill(); err != nil {
+	return a
+}
+
+// Kill stops a node abruptly, as a crash would: no leave, no hand-over.
+func (c *Cluster) Kill(n *Node) {
+	c.t.Helper()
+	if err := c.take(n).Kill(); err != nil {
 		c.t.Logf("kill %s: %v", n.Name, err)
 	}
 }
@@ -213,14 +220,7 @@ func (c *Cluster) Kill(n *Node) {
 // the agent process is killed and the processes it started are not.
 func (c *Cluster) Crash(n *Node) {
 	c.t.Helper()
-	n.mu.Lock()
-	a := n.agent
-	n.agent = nil
-	n.mu.Unlock()
-	if a == nil {
-		c.t.Fatalf("node %s is already stopped", n.Name)
-	}
-	if err := a.Crash(); err != nil {
+	if err := c.take(n).Crash(); err != nil {
 		c.t.Logf("crash %s: %v", n.Name, err)
 	}
 }
@@ -228,10 +228,7 @@ func (c *Cluster) Crash(n *Node) {
 // Leave stops a node gracefully.
 func (c *Cluster) Leave(n *Node) {
 	c.t.Helper()
-	n.mu.Lock()
-	a := n.agent
-	n.agent = nil
-	n.mu.Unlock()
+	a := c.take(n)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := a.Leave(ctx); err != nil {
