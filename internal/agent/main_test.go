@@ -11,5 +11,6 @@ import (
 func TestMain(m *testing.M) {
 	// memberlist's Shutdown does not wait for a probe already in flight;
 	// it ends by itself within one probe interval.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		goleak.Cleanup(func(int) { removeWebServer() }))
 }

@@ -21,15 +21,24 @@ import (
 
 var (
 	webOnce sync.Once
+	webDir  string // removed when the test binary ends
 	webBin  string
 	webErr  error
 )
+
+// removeWebServer deletes what webServer built.
+func removeWebServer() {
+	if webDir != "" {
+		os.RemoveAll(webDir)
+	}
+}
 
 // webServer builds testdata/webserver once per test binary.
 func webServer(t *testing.T) string {
 	t.Helper()
 	webOnce.Do(func() {
-		dir, err := mkdirTemp()
+		dir, err := os.MkdirTemp("", "herd-agent-test-")
+		webDir = dir
 		if err != nil {
 			webErr = err
 			return
@@ -253,8 +262,6 @@ func TestBadCommandBacksOffWithTheError(t *testing.T) {
 		t.Fatalf("after 2s: %+v (restarts should back off)", rs)
 	}
 }
-
-func mkdirTemp() (string, error) { return os.MkdirTemp("", "herd-agent-test-") }
 
 // TestDockerReplicaThroughGateway runs a replica as a container of a
 // locally built image (FROM scratch with the static test server) and
