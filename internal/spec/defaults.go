@@ -103,19 +103,13 @@ func Defaults(s api.Service) api.Service {
 		s.PanicThreshold = defaultPanicThreshold
 	}
 
-	var t api.Timeouts
-	if s.Timeouts != nil {
-		t = *s.Timeouts
-	}
+	t := deref(s.Timeouts)
 	setDuration(&t.Connect, defaultConnectTimeout)
 	setDuration(&t.Request, defaultRequestTimeout)
 	setDuration(&t.Idle, defaultIdleTimeout)
 	s.Timeouts = &t
 
-	var r api.Retry
-	if s.Retry != nil {
-		r = *s.Retry
-	}
+	r := deref(s.Retry)
 	if r.Attempts == 0 {
 		r.Attempts = defaultAttempts
 	}
@@ -129,10 +123,7 @@ func Defaults(s api.Service) api.Service {
 	}
 	s.Retry = &r
 
-	var cb api.CircuitBreaker
-	if s.CircuitBreaker != nil {
-		cb = *s.CircuitBreaker
-	}
+	cb := deref(s.CircuitBreaker)
 	setInt(&cb.MaxConnections, defaultMaxConnections)
 	setInt(&cb.MaxPending, defaultMaxPending)
 	setInt(&cb.MaxRequests, defaultMaxRequests)
@@ -141,6 +132,16 @@ func Defaults(s api.Service) api.Service {
 	setDuration(&s.DrainTimeout, defaultDrainTimeout)
 	s.Run = RunDefaults(s.Run)
 	return s
+}
+
+// deref returns *p, or the zero value for nil: the section to fill with
+// defaults.
+func deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
 }
 
 func setDuration(d *api.Duration, def time.Duration) {

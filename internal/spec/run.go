@@ -64,12 +64,18 @@ var signals = map[string]syscall.Signal{
 // Signal returns the signal a stop_signal names ("SIGTERM" or "TERM", any
 // case); ok is false for an unknown name.
 func Signal(name string) (s syscall.Signal, ok bool) {
+	s, ok = signals[signalName(name)]
+	return s, ok
+}
+
+// signalName is the canonical form of a stop_signal: upper case, with
+// the SIG prefix.
+func signalName(name string) string {
 	name = strings.ToUpper(name)
 	if !strings.HasPrefix(name, "SIG") {
 		name = "SIG" + name
 	}
-	s, ok = signals[name]
-	return s, ok
+	return name
 }
 
 func (v *validator) run(r *api.Run, s *api.Service) {
@@ -297,28 +303,18 @@ func RunDefaults(r *api.Run) *api.Run {
 	c.Replicas = &n
 	if c.StopSignal == "" {
 		c.StopSignal = DefaultStopSignal
-	} else if s, ok := Signal(c.StopSignal); ok {
-		for name, sig := range signals {
-			if sig == s {
-				c.StopSignal = name
-			}
-		}
+	} else if _, ok := Signal(c.StopSignal); ok {
+		c.StopSignal = signalName(c.StopSignal)
 	}
 	setDuration(&c.KillTimeout, DefaultKillTimeout)
-	var res api.Resources
-	if r.Resources != nil {
-		res = *r.Resources
-	}
+	res := deref(r.Resources)
 	setInt(&res.CPU, DefaultCPU)
 	setInt(&res.MemoryMB, DefaultMemoryMB)
 	c.Resources = &res
 	if c.Placement == "" {
 		c.Placement = DefaultPlacement
 	}
-	var rp api.RestartPolicy
-	if r.Restart != nil {
-		rp = *r.Restart
-	}
+	rp := deref(r.Restart)
 	if rp.Policy == "" {
 		rp.Policy = api.RestartAlways
 	}
@@ -327,10 +323,7 @@ func RunDefaults(r *api.Run) *api.Run {
 	setDuration(&rp.ResetAfter, DefaultResetAfter)
 	setInt(&rp.CrashLoopAfter, DefaultCrashLoopAfter)
 	c.Restart = &rp
-	var u api.UpdatePolicy
-	if r.Update != nil {
-		u = *r.Update
-	}
+	u := deref(r.Update)
 	setInt(&u.MaxParallel, DefaultMaxParallel)
 	setDuration(&u.MinHealthyTime, DefaultMinHealthyTime)
 	setDuration(&u.HealthyDeadline, max(DefaultHealthyDeadline, 2*u.MinHealthyTime.D()))
