@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/herd
 PKGS    := ./...
 
-.PHONY: all build dev test fmt-check vet unit e2e bench-kv bench-detect bench-logstore bench-gateway bench clean
+.PHONY: all build dev test test-ui fmt-check vet unit e2e bench-kv bench-detect bench-logstore bench-gateway bench-security bench clean
 
 all: build
 
@@ -27,13 +27,21 @@ vet:
 unit:
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
 
-## e2e: multi-host tests in Docker containers (none yet; see issue 7).
+## test-ui: the dashboard in a real browser (installs Debian's chromium when missing, as root).
+test-ui:
+	bash scripts/test-ui.sh
+
+## e2e: multi-host tests: 5 agents in Docker containers on a private network, faults, a report (needs a Docker engine).
 e2e:
-	@echo "make e2e: no multi-host suite yet"
+	bash scripts/e2e.sh
 
 ## bench-kv: herd vs etcd 3.4, 3 members each on loopback (installs etcd from Debian).
 bench-kv:
 	bash scripts/bench-kv.sh
+
+## bench-security: KV puts over mTLS vs plaintext (3 servers), and the time to join with a token.
+bench-security:
+	bash scripts/bench-security.sh
 
 ## bench-gateway: the gateway vs HAProxy, nginx and Caddy (installs them from Debian), kill test, idle conns, 10k routes.
 bench-gateway:

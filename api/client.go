@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,29 +23,82 @@ const DefaultAddress = "http://127.0.0.1:7700"
 
 // Client talks to one agent's HTTP API. It is safe for concurrent use.
 type Client struct {
-	base string
-	http *http.Client
+	base  string
+	token string
+	http  *http.Client
+}
+
+// Config configures a Client. Empty fields take their environment
+// variable, then the default.
+type Config struct {
+	// Address is "host:port" or a URL; $HERD_ADDR, then DefaultAddress.
+	// A bare host:port means https when a CA is known (CACert or
+	// TLSConfig), http otherwise.
+	Address string
+	// Token is the ACL token sent with every request; $HERD_TOKEN.
+	Token string
+	// CACert is a PEM file of the CA that signed the agent's
+	// certificate; $HERD_CACERT.
+	CACert string
+	// TLSConfig, when set, is used as is (CACert is then ignored): agents
+	// use it to present their node certificate.
+	TLSConfig *tls.Config
+	// IgnoreEnv leaves the environment out: agents talking to each other
+	// must not pick up an operator's $HERD_TOKEN.
+	IgnoreEnv bool
 }
 
 // NewClient returns a client for the agent at address ("host:port" or a
-// URL). An empty address means $HERD_ADDR, then DefaultAddress.
+// URL), with the token and CA from $HERD_TOKEN and $HERD_CACERT. An empty
+// address means $HERD_ADDR, then DefaultAddress.
 func NewClient(address string) (*Client, error) {
-	if address == "" {
+	return NewClientConfig(Config{Address: address})
+}
+
+// NewClientConfig returns a client configured by cfg.
+func NewClientConfig(cfg Config) (*Client, error) {
+	address := cfg.Address
+	if address == "" && !cfg.IgnoreEnv {
 		address = os.Getenv("HERD_ADDR")
 	}
 	if address == "" {
 		address = DefaultAddress
 	}
+	if cfg.Token == "" && !cfg.IgnoreEnv {
+		cfg.Token = os.Getenv("HERD_TOKEN")
+	}
+	if cfg.CACert == "" && cfg.TLSConfig == nil && !cfg.IgnoreEnv {
+		cfg.CACert = os.Getenv("HERD_CACERT")
+	}
+	tlsCfg := cfg.TLSConfig
+	if tlsCfg == nil && cfg.CACert != "" {
+		pemData, err := os.ReadFile(cfg.CACert)
+		if err != nil {
+			return nil, fmt.Errorf("reading the CA certificate (HERD_CACERT): %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemData) {
+			return nil, fmt.Errorf("CA certificate %s: no PEM certificate in it", cfg.CACert)
+		}
+		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
 	if !strings.Contains(address, "://") {
-		address = "http://" + address
+		scheme := "http://"
+		if tlsCfg != nil {
+			scheme = "https://"
+		}
+		address = scheme + address
 	}
 	u, err := url.Parse(address)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("invalid agent address %q: want host:port or http://host:port", address)
+		return nil, fmt.Errorf("invalid agent address %q: want host:port or http(s)://host:port", address)
 	}
 	return &Client{
-		base: strings.TrimRight(u.String(), "/"),
-		http: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}},
+		base:  strings.TrimRight(u.String(), "/"),
+		token: strings.TrimSpace(cfg.Token),
+		http: &http.Client{Transport: &http.Transport{
+			Proxy: nil, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute, TLSClientConfig: tlsCfg,
+		}},
 	}, nil
 }
 
@@ -98,15 +153,28 @@ func (o *QueryOptions) values(v url.Values) {
 	}
 }
 
-// do sends a request; out (if not nil) receives the JSON body. A 404 with
-// an empty body is reported as (meta, false, nil) so "missing" is not an
-// error.
-func (c *Client) do(ctx context.Context, method, path string, query url.Values, body io.Reader, out any) (*Meta, bool, error) {
+// newRequest builds a request for path with query (flags such as
+// "recurse" without "=") and the client's token.
+func (c *Client) newRequest(ctx context.Context, method, path string, query url.Values, body io.Reader) (*http.Request, error) {
 	u := c.base + path
 	if len(query) > 0 {
 		u += "?" + strings.ReplaceAll(query.Encode(), "=&", "&")
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
+}
+
+// do sends a request; out (if not nil) receives the JSON body. A 404 with
+// an empty body is reported as (meta, false, nil) so "missing" is not an
+// error.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body io.Reader, out any) (*Meta, bool, error) {
+	req, err := c.newRequest(ctx, method, path, query, body)
 	if err != nil {
 		return nil, false, err
 	}
@@ -326,6 +394,16 @@ func (c *Client) RaftConfiguration(ctx context.Context) (*RaftConfiguration, err
 	return &out, nil
 }
 
+// RaftStats is RaftConfiguration with every server's term, applied index
+// and lag behind the leader, as each server reports them.
+func (c *Client) RaftStats(ctx context.Context) (*RaftConfiguration, error) {
+	var out RaftConfiguration
+	if _, _, err := c.do(ctx, http.MethodGet, "/v1/operator/raft/configuration", url.Values{"stats": {""}}, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Self describes the agent the client talks to.
 func (c *Client) Self(ctx context.Context) (*AgentSelf, error) {
 	var out AgentSelf
@@ -455,6 +533,14 @@ func (c *Client) Nodes(ctx context.Context, q *QueryOptions) ([]*Node, *Meta, er
 	return out, meta, err
 }
 
+// NodesUsage lists the nodes as Nodes does, each with the CPU its
+// replicas use now (UsageCPU) as its agent reports it.
+func (c *Client) NodesUsage(ctx context.Context) ([]*Node, error) {
+	var out []*Node
+	_, _, err := c.do(ctx, http.MethodGet, "/v1/nodes", url.Values{"usage": {""}}, nil, &out)
+	return out, err
+}
+
 // Node reads one node; nil when there is none.
 func (c *Client) Node(ctx context.Context, name string) (*Node, error) {
 	var out *Node
@@ -508,7 +594,7 @@ func (c *Client) ReplicaLogs(ctx context.Context, id, stream string, tail int, f
 	if follow {
 		v.Set("follow", "true")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/agent/replica/"+url.PathEscape(id)+"/logs?"+v.Encode(), nil)
+	req, err := c.newRequest(ctx, http.MethodGet, "/v1/agent/replica/"+url.PathEscape(id)+"/logs", v, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -87,6 +87,13 @@ type RaftServer struct {
 	Leader   bool
 	Voter    bool
 	Suffrage string
+	// Term, AppliedIndex and Lag (entries the server's applied index is
+	// behind the leader's commit index) are filled with ?stats, from each
+	// server's own report; StatsError says why they are missing.
+	Term         string `json:",omitempty"`
+	AppliedIndex uint64 `json:",omitempty"`
+	Lag          *int64 `json:",omitempty"`
+	StatsError   string `json:",omitempty"`
 }
 
 // RaftConfiguration is the answer of /v1/operator/raft/configuration.
@@ -117,4 +124,51 @@ type Error struct {
 	Error string `json:"error"`
 	// Status repeats the HTTP status code.
 	Status int `json:"status"`
+}
+
+// Event is a significant change in the cluster, as the replicated state
+// recorded it. Index is the event's place in the cluster-wide sequence
+// (every server numbers them alike); RaftIndex the log entry that made it.
+type Event struct {
+	Index     uint64            `json:"index"`
+	RaftIndex uint64            `json:"raft_index"`
+	Time      time.Time         `json:"time"`
+	Type      string            `json:"type"`
+	Subject   string            `json:"subject"`
+	Message   string            `json:"message,omitempty"`
+	Attrs     map[string]string `json:"attrs,omitempty"`
+}
+
+// Event types.
+const (
+	EventMemberJoined    = "member.joined"
+	EventMemberFailed    = "member.failed"
+	EventMemberLeft      = "member.left"
+	EventLeaderElected   = "leader.elected"
+	EventReplicaPlaced   = "replica.placed"
+	EventReplicaMoved    = "replica.moved"
+	EventReplicaStarted  = "replica.started"
+	EventReplicaFailed   = "replica.failed"
+	EventReplicaLost     = "replica.lost"
+	EventRolloutStarted  = "rollout.started"
+	EventRolloutComplete = "rollout.completed"
+	EventRolloutFailed   = "rollout.failed"
+	EventRolloutReverted = "rollout.reverted"
+	EventBackendEjected  = "backend.ejected"
+	EventBackendRestored = "backend.restored"
+	EventPanicMode       = "gateway.panic"
+	EventTokenCreated    = "token.created"
+	EventTokenRevoked    = "token.revoked"
+	// EventsLost is not stored: a stream sends it when its reader fell
+	// so far behind that the ring dropped events it had not read.
+	EventsLost = "events.lost"
+)
+
+// EventTypes lists the types of stored events.
+var EventTypes = []string{
+	EventMemberJoined, EventMemberFailed, EventMemberLeft, EventLeaderElected,
+	EventReplicaPlaced, EventReplicaMoved, EventReplicaStarted, EventReplicaFailed, EventReplicaLost,
+	EventRolloutStarted, EventRolloutComplete, EventRolloutFailed, EventRolloutReverted,
+	EventBackendEjected, EventBackendRestored, EventPanicMode,
+	EventTokenCreated, EventTokenRevoked,
 }

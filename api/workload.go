@@ -272,7 +272,10 @@ type Node struct {
 	Resources NodeResources `json:"resources"`
 	CgroupV2  bool          `json:"cgroup_v2,omitempty"`
 	// Used is what its placed replicas reserve (filled on reads).
-	Used        Resources `json:"used"`
+	Used Resources `json:"used"`
+	// UsageCPU is the CPU (millicores) its replicas use now, as its agent
+	// reports it; only with /v1/nodes?usage.
+	UsageCPU    *float64  `json:"usage_cpu,omitempty"`
 	StatusSince time.Time `json:"status_since,omitzero"`
 	ModifyIndex uint64    `json:"modify_index"`
 }

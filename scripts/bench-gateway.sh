@@ -86,7 +86,7 @@ export HERD
 HERD_CMD='
 set -e
 api=$((PROXY_PORT + 100))
-"$HERD" agent --dev --http-port $api --gossip-port $((api + 1)) --rpc-port $((api + 2)) \
+"$HERD" agent --dev --insecure --http-port $api --gossip-port $((api + 1)) --rpc-port $((api + 2)) \
   --gateway-http 127.0.0.1:$PROXY_PORT --log-level warn >"$BENCH_PROXY_DIR/herd.log" 2>&1 &
 agent=$!
 trap "kill -TERM $agent; wait $agent" TERM INT
@@ -115,7 +115,7 @@ for i in 0 1 2; do
   setsid env GOMAXPROCS=1 /tmp/bench-backend -listen "127.0.0.1:${BPORTS[$i]}" -name "b$i" -size 64 >>"$LOG" 2>&1 &
   PIDS+=($!)
 done
-setsid "$HERD" agent --dev --http-port $API --gossip-port $((API + 1)) --rpc-port $((API + 2)) \
+setsid "$HERD" agent --dev --insecure --http-port $API --gossip-port $((API + 1)) --rpc-port $((API + 2)) \
   --gateway-http 127.0.0.1:$GW --log-level warn >>"$LOG" 2>&1 &
 HPID=$!
 PIDS+=($HPID)

@@ -31,6 +31,7 @@
 #   RUN_LOAD [1]  0 skips herd's put/get rows (failover only)
 #   HERD_SRC [worktree]  worktree, or head (build a clean export of HEAD)
 #   HERD_CONFIG []  a herd YAML config passed to every agent (e.g. other Raft timers)
+#   SECURE [0]      1 runs herd secure (its default: mTLS, HTTPS API, ACL token); 0 --insecure, as etcd runs
 #   KV_HARNESS [$REPO_ROOT/../shared/bench/kv]  GO [go from PATH]
 set -u -o pipefail
 export LC_ALL=C
@@ -135,13 +136,18 @@ log "kvbench: $KV_HARNESS, etcd client $(awk '$1=="go.etcd.io/etcd/client/v3"{pr
 # ---- 3. herd cluster ----
 log "starting herd servers (data under $WORK) ..."
 t0=$SECONDS
-for i in 1 2 3; do herd_start "n$i" "$i" server; done
+herd_start n1 1 server
+if [[ $SECURE == 1 ]] && ! herd_secure_bootstrap n1; then exit 1; fi
+for i in 2 3; do herd_start "n$i" "$i" server; done
 if ! herd_wait_ready 30 "${NAMES[@]}"; then
   log "herd cluster did not become ready; member logs are kept in $RESULTS_DIR"
   exit 1
 fi
 log "herd ready after $((SECONDS - t0))s, leader $READY_LEADER: pids $(for n in "${NAMES[@]}"; do printf '%s=%s ' "$n" "${PID[$n]}"; done)"
-EPS=$(for n in "${NAMES[@]}"; do printf 'http://127.0.0.1:%s,' "${HTTP[$n]}"; done); EPS=${EPS%,}
+EPS=$(for n in "${NAMES[@]}"; do printf '%s,' "$(api_base "$n")"; done); EPS=${EPS%,}
+# Secure: kvbench trusts the cluster CA (Go reads SSL_CERT_FILE) and sends the token.
+KVSEC=()
+if [[ $SECURE == 1 ]]; then export SSL_CERT_FILE=$CA; KVSEC=(-token "$TOKEN"); fi
 
 # ---- 4. load ----
 declare -A H_RES H_CPU
@@ -151,7 +157,7 @@ bench() { # key op clients
   log "--- herd $op clients=$clients duration=$BENCH_DUR (loadavg $(cut -d' ' -f1-3 /proc/loadavg)) ---"
   local b0 b1 w0 w1 h0 h1
   b0=$(sys_busy_ticks); h0=$(ticks_of "${PID[@]}"); w0=$EPOCHREALTIME
-  run_child "$WORK/bench.out" 90 "$KVBENCH" -store http -endpoints "$EPS" -op "$op" -clients "$clients" \
+  run_child "$WORK/bench.out" 90 "$KVBENCH" -store http -endpoints "$EPS" "${KVSEC[@]}" -op "$op" -clients "$clients" \
     -duration "$BENCH_DUR" -warmup 1s -value-size "$VALUE_SIZE" -keys "$KEYS"
   local rc=$?
   b1=$(sys_busy_ticks); h1=$(ticks_of "${PID[@]}"); w1=$EPOCHREALTIME
@@ -181,7 +187,7 @@ for run in $(seq "$FAILOVER_RUNS"); do
   log ""
   log "--- herd failover run $run/$FAILOVER_RUNS (loadavg $(cut -d' ' -f1-3 /proc/loadavg)) ---"
   pids=$(for n in "${NAMES[@]}"; do printf '%s=%s,' "$n" "${PID[$n]}"; done)
-  run_child "$WORK/fo.out" 60 "$KVBENCH" -store http -endpoints "$EPS" -mode failover \
+  run_child "$WORK/fo.out" 60 "$KVBENCH" -store http -endpoints "$EPS" "${KVSEC[@]}" -mode failover \
     -http-leader-path '/v1/status/leader?node' -pids "${pids%,}" \
     -op-timeout "$FAILOVER_OP_TIMEOUT" -pre-kill 1s -max-wait 30s -value-size "$VALUE_SIZE"
   rc=$?
@@ -285,7 +291,7 @@ fi
   echo "================ herd vs etcd, SUMMARY ($STAMP) ================"
   host_info
   echo "loadavg: start $LOAD_START, end $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "herd $HERD_REV: 3 servers on 127.0.0.1, raft-wal with fsync, Raft $TIMERS"
+  echo "herd $HERD_REV: 3 servers on 127.0.0.1, raft-wal with fsync, Raft $TIMERS; $([[ $SECURE == 1 ]] && echo "secure (mTLS between servers, HTTPS API with an ACL token)" || echo "--insecure (plaintext, no ACLs, as etcd runs here)")"
   [[ $RUN_ETCD == 1 ]] && echo "etcd $ETCD_VER: 3 members on 127.0.0.1, fsync, heartbeat 100ms, election 1000ms"
   echo "load: kvbench ($KV_HARNESS), ${VALUE_SIZE} B values, ${KEYS} keys uniform, ${BENCH_DUR} after 1 s warm-up, round-robin over 3 endpoints"
   echo "      herd: -store http (Consul KV API, GETs linearizable by default); etcd: -store etcd (gRPC client v3.5)"

@@ -9,6 +9,14 @@
 # and declares:  declare -A PID HTTP GOSSIP RPC
 # Ports: member i (1-based) gets HTTP PORT_BASE+i, gossip PORT_BASE+10+i,
 # Raft RPC PORT_BASE+20+i.
+#
+# SECURE [0]: 0 runs every agent with --insecure (plaintext, no ACLs), as the
+# peers we compare with run; 1 runs herd's default, secure mode: the first
+# member (n1) creates the cluster, herd_secure_bootstrap makes the
+# management token (TOKEN) and the join tokens, and the others join with
+# them. hcurl and api_base reach the API either way.
+SECURE=${SECURE:-0}
+TOKEN="" CA="" JOIN_SERVER="" JOIN_CLIENT=""
 
 REPO_ROOT=${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
@@ -75,13 +83,53 @@ herd_start() {
   local args=(agent --node "$n" --data-dir "$WORK/$n" --bind 127.0.0.1
     --http-port "${HTTP[$n]}" --gossip-port "${GOSSIP[$n]}" --rpc-port "${RPC[$n]}")
   local j
-  for ((j = 1; j <= ${HERD_SERVERS:-3}; j++)); do args+=(--retry-join "127.0.0.1:$((PORT_BASE + 10 + j))"); done
-  if [[ $role == server ]]; then args+=(--server --bootstrap-expect "${HERD_SERVERS:-3}"); fi
+  if [[ $SECURE == 1 ]]; then
+    if [[ -d $WORK/$n/tls ]]; then # a restart: join whoever is up
+      for ((j = 1; j <= ${HERD_SERVERS:-3}; j++)); do ((j != i)) && args+=(--retry-join "127.0.0.1:$((PORT_BASE + j))"); done
+    elif ((i != 1)); then # a new member joins n1 with a token
+      local tok=$JOIN_CLIENT; [[ $role == server ]] && tok=$JOIN_SERVER
+      args+=(--retry-join "127.0.0.1:$((PORT_BASE + 1))" --token "$tok")
+    fi # else n1, the first server, creates the cluster
+    [[ $role == server ]] && args+=(--server)
+  else
+    args+=(--insecure)
+    for ((j = 1; j <= ${HERD_SERVERS:-3}; j++)); do args+=(--retry-join "127.0.0.1:$((PORT_BASE + j))"); done
+    if [[ $role == server ]]; then args+=(--server --bootstrap-expect "${HERD_SERVERS:-3}"); fi
+  fi
   [[ -n "${HERD_CONFIG:-}" ]] && args+=(--config "$HERD_CONFIG")
   echo "=== $(date +%T.%N) start: $HERD ${args[*]} $*" >>"$WORK/$n.log"
   "$HERD" "${args[@]}" "$@" >>"$WORK/$n.log" 2>&1 &
   PID[$n]=$!
   disown "${PID[$n]}" # no job notice when it is SIGKILLed; bash still reaps it
+}
+
+# api_base NAME: the base URL of member NAME's API.
+api_base() {
+  if [[ $SECURE == 1 ]]; then echo "https://127.0.0.1:${HTTP[$1]}"; else echo "http://127.0.0.1:${HTTP[$1]}"; fi
+}
+
+# hcurl ARGS...: curl with the cluster's CA and management token when secure.
+hcurl() {
+  if [[ $SECURE == 1 ]]; then curl --cacert "$CA" -H "Authorization: Bearer $TOKEN" "$@"; else curl "$@"; fi
+}
+
+# herd_secure_bootstrap NAME: after the first member NAME started (SECURE=1),
+# wait for its CA, make the management token (TOKEN) with "herd acl
+# bootstrap" and a server and a client join token. Returns 1 after 30 s.
+herd_secure_bootstrap() {
+  local n=$1 t0=$SECONDS out
+  CA=$WORK/$n/tls/ca.pem
+  while :; do
+    if [[ -f $CA ]] && out=$("$HERD" --address "127.0.0.1:${HTTP[$n]}" --ca-cert "$CA" acl bootstrap 2>/dev/null); then
+      TOKEN=$(sed -n 's/^SecretID: *//p' <<<"$out")
+      [[ -n $TOKEN ]] && break
+    fi
+    ((SECONDS - t0 >= 30)) && { log "no acl bootstrap on $n after 30 s"; return 1; }
+    nap 0.1
+  done
+  JOIN_SERVER=$("$HERD" --address "127.0.0.1:${HTTP[$n]}" --ca-cert "$CA" --token "$TOKEN" token create --role server --ttl 2h 2>/dev/null) &&
+    JOIN_CLIENT=$("$HERD" --address "127.0.0.1:${HTTP[$n]}" --ca-cert "$CA" --token "$TOKEN" token create --role client --ttl 2h 2>/dev/null) ||
+    { log "token create on $n failed"; return 1; }
 }
 
 # herd_stop_all: TERM every live member, KILL what is left after 3 s.
@@ -99,7 +147,7 @@ herd_stop_all() {
 # leader_seen_by NAME: the leader's node name according to member NAME ("" if none/unreachable).
 leader_seen_by() {
   local out
-  out=$(curl -s -m 1 "http://127.0.0.1:${HTTP[$1]}/v1/status/leader?node" 2>/dev/null) || return 0
+  out=$(hcurl -s -m 1 "$(api_base "$1")/v1/status/leader?node" 2>/dev/null) || return 0
   out=${out//\"/}
   echo "${out//[[:space:]]/}"
 }
@@ -119,8 +167,8 @@ herd_wait_ready() {
     done
     if ((ok)); then
       for n in "$@"; do
-        [[ "$(curl -s -m 2 -X PUT --data-binary "ready-$n" "http://127.0.0.1:${HTTP[$n]}/v1/kv/bench/ready/$n" 2>/dev/null)" == true ]] || { ok=0; break; }
-        curl -sf -m 2 -o /dev/null "http://127.0.0.1:${HTTP[$n]}/v1/kv/bench/ready/$n" 2>/dev/null || { ok=0; break; }
+        [[ "$(hcurl -s -m 2 -X PUT --data-binary "ready-$n" "$(api_base "$n")/v1/kv/bench/ready/$n" 2>/dev/null)" == true ]] || { ok=0; break; }
+        hcurl -sf -m 2 -o /dev/null "$(api_base "$n")/v1/kv/bench/ready/$n" 2>/dev/null || { ok=0; break; }
       done
     fi
     if ((ok)); then READY_LEADER=$first; return 0; fi
@@ -134,7 +182,7 @@ herd_wait_ready() {
 
 # member_status OBSERVER NODE: NODE's Status in OBSERVER's /v1/agent/members.
 member_status() {
-  curl -s -m 1 "http://127.0.0.1:${HTTP[$1]}/v1/agent/members" 2>/dev/null |
+  hcurl -s -m 1 "$(api_base "$1")/v1/agent/members" 2>/dev/null |
     jq -r --arg n "$2" '.[] | select(.Name == $n) | .Status' 2>/dev/null
 }
 

@@ -42,6 +42,14 @@ func newAgentCmd() *cobra.Command {
 		gwHTTPS   string
 		gwTCP     []int
 		accessLog string
+
+		token     string
+		caFile    string
+		certFile  string
+		keyFile   string
+		gossipKey string
+		insecure  bool
+		auditLog  string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -53,9 +61,21 @@ Settings come from --config (a strict YAML file: unknown fields are errors), the
 flags, which win over the file. --dev starts a throw-away single-node cluster on
 127.0.0.1 with its data in a temporary directory.
 
+Security is on by default. The first server, started without --join, creates
+the cluster: its CA, gossip key and certificate. Make the first management
+token with "herd acl bootstrap", then a join token per kind of node with
+"herd token create [--role server]"; a new node joins with --join (the API
+address of any member) and --token, which it uses once to obtain its
+certificate. Node-to-node traffic is mutual TLS, gossip is encrypted, and the
+API (HTTPS) wants an ACL token. To bring your own CA, give --ca-file,
+--cert-file, --key-file and --gossip-key to every node. --insecure turns it
+all off (plaintext, no ACLs): for benchmarks on a trusted network only.
+
 Examples:
   herd agent --dev
-  herd agent --server --bootstrap-expect 3 --data-dir /var/lib/herd --retry-join 10.0.0.2 --retry-join 10.0.0.3
+  herd agent --server --data-dir /var/lib/herd                      # first server
+  herd agent --server --data-dir /var/lib/herd --join 10.0.0.1 --token herd1.…
+  herd agent --data-dir /var/lib/herd --retry-join 10.0.0.1 --token herd1.…
   herd agent --config /etc/herd/agent.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -93,6 +113,13 @@ Examples:
 			set("gateway-https", func() { cfg.Gateway.HTTPS = gwHTTPS })
 			set("gateway-tcp-port", func() { cfg.Gateway.TCPPorts = gwTCP })
 			set("access-log", func() { cfg.Gateway.AccessLog = accessLog })
+			set("token", func() { cfg.Security.Token = token })
+			set("ca-file", func() { cfg.Security.CAFile = caFile })
+			set("cert-file", func() { cfg.Security.CertFile = certFile })
+			set("key-file", func() { cfg.Security.KeyFile = keyFile })
+			set("gossip-key", func() { cfg.Security.GossipKey = gossipKey })
+			set("insecure", func() { cfg.Security.Disabled = insecure })
+			set("audit-log", func() { cfg.Security.AuditLog = auditLog })
 			cfg.Dev = dev
 			if err := cfg.Finalize(); err != nil {
 				return fmt.Errorf("invalid configuration:\n%w", err)
@@ -112,8 +139,8 @@ Examples:
 	f.IntVar(&rpc, "rpc-port", config.DefaultRPCPort, "Raft port (servers)")
 	f.BoolVar(&srv, "server", false, "be a server: hold the replicated state and vote in Raft")
 	f.IntVar(&expect, "bootstrap-expect", 0, "servers to wait for before bootstrapping a new cluster")
-	f.StringSliceVar(&join, "join", nil, "gossip address to join at start; fail if none answers (repeatable)")
-	f.StringSliceVar(&retry, "retry-join", nil, "gossip address to join, retried with back-off until it answers (repeatable)")
+	f.StringSliceVar(&join, "join", nil, "API address (host[:port]) of a member to join at start; fail if none answers (repeatable)")
+	f.StringSliceVar(&retry, "retry-join", nil, "API address of a member to join, retried with back-off until one answers (repeatable)")
 	f.StringVar(&zone, "zone", "", "failure zone of this node (rack, AZ)")
 	f.StringToStringVar(&labels, "label", nil, "node label key=value (repeatable)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -124,6 +151,13 @@ Examples:
 	f.StringVar(&gwHTTPS, "gateway-https", "", "run the HTTPS gateway (HTTP/2 and HTTP/1.1, certificates by SNI) on this host:port (default: off)")
 	f.IntSliceVar(&gwTCP, "gateway-tcp-port", nil, "run a TCP gateway listener on this port, for tcp services (repeatable)")
 	f.StringVar(&accessLog, "access-log", "", "write the gateway's JSON access log to stdout or to this file (default: none)")
+	f.StringVar(&token, "token", "", "join token (from `herd token create`) to obtain this node's certificate on its first start")
+	f.StringVar(&caFile, "ca-file", "", "your own CA: the CA certificate (PEM); with --cert-file, --key-file and --gossip-key")
+	f.StringVar(&certFile, "cert-file", "", "your own CA: this node's certificate (CN node name, OU role, IP SAN advertise address)")
+	f.StringVar(&keyFile, "key-file", "", "your own CA: this node's private key")
+	f.StringVar(&gossipKey, "gossip-key", "", "your own CA: the gossip encryption key (32 bytes, base64), the same on every node")
+	f.BoolVar(&insecure, "insecure", false, "turn security off: plaintext everywhere, no ACLs (benchmarks on a trusted network only)")
+	f.StringVar(&auditLog, "audit-log", "", `where API writes are logged as JSON lines: a file, "stdout" or "off" (default: audit.log in the data dir)`)
 	return cmd
 }
 
@@ -156,7 +190,7 @@ func runAgent(cmd *cobra.Command, cfg config.Config) error {
 		if cfg.DataDir != "" {
 			kept = "kept"
 		}
-		fmt.Fprintf(out, "  API:  http://%s\n  UI:   http://%s/ui/\n", a.APIAddr(), a.APIAddr())
+		fmt.Fprintf(out, "  API:  %s\n  UI:   %s/ui/\n", a.APIURL(), a.APIURL())
 		if gw := a.GatewayAddr(); gw != "" {
 			fmt.Fprintf(out, "  gateway: http://%s (routes the services you apply: herd apply -f service.yaml)\n", gw)
 		}
@@ -164,9 +198,24 @@ func runAgent(cmd *cobra.Command, cfg config.Config) error {
 			fmt.Fprintf(out, "  gateway: https://%s\n", g.HTTPSAddr())
 		}
 		fmt.Fprintf(out, "  data: %s (%s)\n", a.DataDir(), kept)
-		fmt.Fprintf(out, "Try:  export HERD_ADDR=http://%s; herd members; herd kv put hello world\n", a.APIAddr())
+		if ca := a.CACertFile(); ca != "" {
+			tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			tok, err := a.DevToken(tctx)
+			cancel()
+			if err != nil {
+				logger.Warn("no management token for the dev cluster", "err", err)
+				tok = "(none: run herd acl bootstrap)"
+			}
+			fmt.Fprintf(out, "TLS and ACLs are on. Paste this to use the CLI:\n  export HERD_ADDR=%s HERD_CACERT=%s HERD_TOKEN=%s\n", a.APIURL(), ca, tok)
+			fmt.Fprintln(out, "Try:  herd members; herd kv put hello world")
+		} else {
+			fmt.Fprintf(out, "Try:  export HERD_ADDR=%s; herd members; herd kv put hello world\n", a.APIURL())
+		}
 	} else {
-		fmt.Fprintf(out, "herd agent %q running: API http://%s, UI http://%s/ui/, gossip %s\n", cfg.NodeName, a.APIAddr(), a.APIAddr(), a.GossipAddr())
+		fmt.Fprintf(out, "herd agent %q running: API %s, UI %s/ui/, gossip %s\n", cfg.NodeName, a.APIURL(), a.APIURL(), a.GossipAddr())
+		if ca := a.CACertFile(); ca != "" {
+			fmt.Fprintf(out, "  cluster CA: %s (HERD_CACERT for the CLI)\n", ca)
+		}
 		if gw := a.GatewayAddr(); gw != "" {
 			fmt.Fprintf(out, "  gateway: http://%s\n", gw)
 		}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -47,7 +49,7 @@ func herdIn(t testing.TB, stdin io.Reader, args ...string) result {
 	root.SetOut(&out)
 	root.SetErr(&errOut)
 	root.SetIn(stdin)
-	code := execute(root, args)
+	code := execute(root, withCreds(args))
 	r := result{stdout: out.String(), stderr: errOut.String(), code: code}
 	t.Logf("herd %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 	return r
@@ -100,7 +102,45 @@ func tableRows(s string) [][]string {
 
 func startCluster(t *testing.T, servers int) *testcluster.Cluster {
 	t.Helper()
-	return testcluster.Start(t, testcluster.Options{Servers: servers})
+	return start(t, testcluster.Options{Servers: servers})
+}
+
+// start starts a cluster whose agents the CLI in these tests reaches with
+// its CA and management token (see withCreds).
+func start(t *testing.T, opts testcluster.Options) *testcluster.Cluster {
+	t.Helper()
+	c := testcluster.Start(t, opts)
+	for _, n := range c.Nodes {
+		creds.Store(n.Agent().APIAddr(), []string{"--token", c.Token, "--ca-cert", c.CACert})
+	}
+	return c
+}
+
+// creds maps agents' API addresses to the CLI flags that reach them.
+var creds sync.Map
+
+// withCreds adds the credentials of the cluster that --address names,
+// unless the arguments give their own, as an operator's environment
+// would.
+func withCreds(args []string) []string {
+	addr := os.Getenv("HERD_ADDR")
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--token" || strings.HasPrefix(a, "--token=") || a == "--ca-cert" || strings.HasPrefix(a, "--ca-cert=") {
+			return args
+		}
+		if a == "--address" && i+1 < len(args) {
+			addr = args[i+1]
+		} else if v, ok := strings.CutPrefix(a, "--address="); ok {
+			addr = v
+		}
+	}
+	if v, ok := creds.Load(addr); ok {
+		return append(append([]string{}, v.([]string)...), args...)
+	}
+	return args
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -112,17 +152,17 @@ func TestUsageErrors(t *testing.T) {
 		{"--bogus", "members"},
 		{"nosuchcommand"},
 		{"members", "extra"},
-		{"members", "-o", "yaml"},
-		{"-o", "yaml", "members"},
+		{"members", "-o", "xml"},
+		{"-o", "xml", "members"},
 		{"operator", "raft", "peers", "--output=xml"},
-		{"status", "-o", "yaml"},
+		{"status", "-o", "xml"},
 		{"kv"},
 		{"kv", "bogus"},
 		{"operator"},
 		{"operator", "raft"},
 		{"kv", "get"},
 		{"kv", "get", "a", "b"},
-		{"kv", "get", "-o", "yaml", "a"},
+		{"kv", "get", "-o", "xml", "a"},
 		{"kv", "put", "a"},
 		{"kv", "put", "--cas", "x", "a", "b"},
 		{"kv", "del"},
@@ -378,6 +418,10 @@ func TestStatus(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, 1)
 	n := c.Nodes[0]
+	c.WaitFor(10*time.Second, "the node to register", func() bool {
+		nodes, _, err := n.Client(t).Nodes(context.Background(), nil)
+		return err == nil && len(nodes) == 1 && nodes[0].Status == "ready"
+	})
 	r := cli(t, n, "status")
 	wantCode(t, r, 0)
 	wantContains(t, "status", r.stdout,
@@ -385,7 +429,9 @@ func TestStatus(t *testing.T) {
 		"Leader:", "Raft peers:", "1 (1 voters)",
 		"Members:", "1 alive, 0 failed, 0 left",
 		"Cluster ID:", n.Agent().Server().Store().ClusterID(),
-		"commit_index=", "applied_index=")
+		"commit_index=", "applied_index=",
+		"Nodes:", "1 ready, 0 down", "Replicas:", "0 running (0 healthy) of 0",
+		"Services:", "Recent:", "token.created")
 	for _, row := range tableRows(r.stdout) {
 		if row[0] == "Leader:" && row[1] != "server1" {
 			t.Fatalf("status shows leader %q", row[1])
@@ -394,14 +440,14 @@ func TestStatus(t *testing.T) {
 	r = cli(t, n, "status", "-o", "json")
 	wantCode(t, r, 0)
 	st := decodeJSON[clusterStatus](t, r.stdout)
-	if st.Self == nil || st.Self.Leader != "server1" || st.Raft == nil || len(st.Members) != 1 {
+	if st.Self == nil || st.Self.Leader != "server1" || st.Raft == nil || len(st.Members) != 1 || len(st.Nodes) != 1 || len(st.Events) == 0 {
 		t.Fatalf("status -o json: %+v", st)
 	}
 }
 
 func TestStatusOnClientAgent(t *testing.T) {
 	t.Parallel()
-	c := testcluster.Start(t, testcluster.Options{Servers: 1, Clients: 1})
+	c := start(t, testcluster.Options{Servers: 1, Clients: 1})
 	client := c.Node("client1")
 	c.WaitFor(15*time.Second, "the client to see the server", func() bool {
 		members, err := client.Client(t).Members(testcluster.Ctx(t, 5*time.Second))

@@ -11,12 +11,15 @@ import (
 // globals holds the flags every client command shares.
 type globals struct {
 	address string
+	token   string
+	caCert  string
 }
 
-// client returns an API client for --address. A malformed address is a
+// client returns an API client for --address with --token and --ca-cert
+// (their environment variables when not given). A malformed address is a
 // usage error.
 func (g *globals) client() (*api.Client, error) {
-	c, err := api.NewClient(g.address)
+	c, err := api.NewClientConfig(api.Config{Address: g.address, Token: g.token, CACert: g.caCert})
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -63,7 +66,11 @@ func groupCmd(use, short, long string, subs ...*cobra.Command) *cobra.Command {
 func addClientCommands(root *cobra.Command) {
 	g := &globals{}
 	root.PersistentFlags().StringVar(&g.address, "address", defaultAddress(),
-		"HTTP API address of the agent to talk to ($HERD_ADDR sets the default)")
+		"HTTP API address of the agent to talk to ($HERD_ADDR sets the default); host:port means https when a CA is given")
+	root.PersistentFlags().StringVar(&g.token, "token", "",
+		"ACL token to send (default $HERD_TOKEN)")
+	root.PersistentFlags().StringVar(&g.caCert, "ca-cert", "",
+		"PEM file of the cluster CA that signed the agent's certificate (default $HERD_CACERT)")
 	root.AddCommand(
 		newMembersCmd(g),
 		newOperatorCmd(g),
@@ -77,5 +84,9 @@ func addClientCommands(root *cobra.Command) {
 		newScaleCmd(g),
 		newLogsCmd(g),
 		newNodeCmd(g),
+		newACLCmd(g),
+		newTokenCmd(g),
+		newEventsCmd(g),
+		newMonitorCmd(g),
 	)
 }

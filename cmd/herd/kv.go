@@ -55,8 +55,8 @@ Examples:
 			}
 			w := cmd.OutOrStdout()
 			switch {
-			case *out == outputJSON:
-				return printJSON(w, pair)
+			case *out != outputTable:
+				return printOut(w, *out, pair)
 			case detailed:
 				t := newTable(w)
 				t.row("CreateIndex", strconv.FormatUint(pair.CreateIndex, 10))
@@ -204,8 +204,8 @@ Examples:
 				if keys == nil {
 					keys = []string{}
 				}
-				if *out == outputJSON {
-					return printJSON(w, keys)
+				if *out != outputTable {
+					return printOut(w, *out, keys)
 				}
 				for _, k := range keys {
 					if _, err := fmt.Fprintln(w, k); err != nil {
@@ -221,8 +221,8 @@ Examples:
 			if pairs == nil {
 				pairs = []*api.KVPair{}
 			}
-			if *out == outputJSON {
-				return printJSON(w, pairs)
+			if *out != outputTable {
+				return printOut(w, *out, pairs)
 			}
 			t := newTable(w, "KEY", "MODIFY_INDEX", "FLAGS", "SESSION", "VALUE")
 			for _, p := range pairs {

@@ -63,7 +63,7 @@ Examples:
 			if r.Node == "" {
 				return fmt.Errorf("replica %s is not placed on a node yet: %s", r.ID, r.Error)
 			}
-			nc, err := nodeClient(ctx, c, r.Node)
+			nc, err := nodeClient(ctx, g, c, r.Node)
 			if err != nil {
 				return fmt.Errorf("logs of %s: %w", r.ID, err)
 			}
@@ -164,8 +164,8 @@ func replicaIDs(rs []*api.Replica) string {
 }
 
 // nodeClient returns a client for the API of the agent named node, found
-// among the members c's agent knows.
-func nodeClient(ctx context.Context, c *api.Client, node string) (*api.Client, error) {
+// among the members c's agent knows, with the same token and CA.
+func nodeClient(ctx context.Context, g *globals, c *api.Client, node string) (*api.Client, error) {
 	members, err := c.Members(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("finding node %s: %w", node, err)
@@ -181,7 +181,7 @@ func nodeClient(ctx context.Context, c *api.Client, node string) (*api.Client, e
 		if strings.HasPrefix(c.Address(), "https://") {
 			addr = "https://" + addr
 		}
-		nc, err := api.NewClient(addr)
+		nc, err := api.NewClientConfig(api.Config{Address: addr, Token: g.token, CACert: g.caCert})
 		if err != nil {
 			return nil, fmt.Errorf("node %s: %w", node, err)
 		}

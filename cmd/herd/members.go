@@ -35,8 +35,8 @@ Examples:
 			}
 			sort.SliceStable(members, func(i, j int) bool { return members[i].Name < members[j].Name })
 			w := cmd.OutOrStdout()
-			if *out == outputJSON {
-				return printJSON(w, members)
+			if *out != outputTable {
+				return printOut(w, *out, members)
 			}
 			t := newTable(w, "NAME", "STATUS", "ROLE", "ZONE", "ADDRESS", "API", "VERSION")
 			for _, m := range members {

@@ -58,8 +58,8 @@ Examples:
 			}
 			sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
 			w := cmd.OutOrStdout()
-			if *out == outputJSON {
-				return printJSON(w, nodes)
+			if *out != outputTable {
+				return printOut(w, *out, nodes)
 			}
 			rs, _, err := c.Replicas(cmd.Context(), "", "", nil)
 			if err != nil {
@@ -170,8 +170,8 @@ Examples:
 			}
 			rs = visibleReplicas(rs, all)
 			w := cmd.OutOrStdout()
-			if *out == outputJSON {
-				return printJSON(w, nodeView{Node: n, Replicas: rs})
+			if *out != outputTable {
+				return printOut(w, *out, nodeView{Node: n, Replicas: rs})
 			}
 			return printNode(w, n, rs, all, time.Now())
 		},

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -54,20 +53,38 @@ type proc struct {
 	name string
 	cmd  *exec.Cmd
 	api  string
+	// ca and token reach the cluster's API.
+	ca, token string
 }
 
-// startProcs starts n real herd server processes that form a cluster.
+// client is an API client of p with the cluster's management token.
+func (p *proc) client(t *testing.T) *api.Client {
+	t.Helper()
+	c, err := api.NewClientConfig(api.Config{Address: p.api, CACert: p.ca, Token: p.token, IgnoreEnv: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// startProcs starts n real herd server processes that form a secure
+// cluster the way an operator would: the first server creates it, "herd
+// acl bootstrap" makes the management token, "herd token create --role
+// server" a join token, and the others join with it.
 func startProcs(t *testing.T, bin string, n int) []*proc {
 	t.Helper()
 	ports := freePorts(t, 3*n)
 	var procs []*proc
+	var token, joinToken string
 	for i := range n {
 		name := fmt.Sprintf("p%d", i+1)
-		args := []string{"agent", "--server", "--bootstrap-expect", strconv.Itoa(n), "--node", name,
-			"--data-dir", filepath.Join(t.TempDir(), name), "--bind", "127.0.0.1",
+		dir := filepath.Join(t.TempDir(), name)
+		args := []string{"agent", "--server", "--node", name,
+			"--data-dir", dir, "--bind", "127.0.0.1",
 			"--http-port", strconv.Itoa(ports[3*i]), "--gossip-port", strconv.Itoa(ports[3*i+1]), "--rpc-port", strconv.Itoa(ports[3*i+2])}
 		if i > 0 {
-			args = append(args, "--retry-join", "127.0.0.1:"+strconv.Itoa(ports[1]))
+			args = append(args, "--retry-join", "127.0.0.1:"+strconv.Itoa(ports[0]), "--token", joinToken)
 		}
 		cmd := exec.Command(bin, args...)
 		logf, _ := os.Create(filepath.Join(t.TempDir(), name+".log"))
@@ -75,7 +92,7 @@ func startProcs(t *testing.T, bin string, n int) []*proc {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		p := &proc{name: name, cmd: cmd, api: "127.0.0.1:" + strconv.Itoa(ports[3*i])}
+		p := &proc{name: name, cmd: cmd, api: "127.0.0.1:" + strconv.Itoa(ports[3*i]), ca: filepath.Join(dir, "tls", "ca.pem")}
 		procs = append(procs, p)
 		t.Cleanup(func() {
 			_ = cmd.Process.Signal(syscall.SIGCONT)
@@ -83,17 +100,36 @@ func startProcs(t *testing.T, bin string, n int) []*proc {
 			_ = cmd.Wait()
 			logf.Close()
 		})
+		if i == 0 {
+			testcluster.WaitFor(t, 20*time.Second, "the first server to create the cluster CA", func() bool {
+				_, err := os.Stat(p.ca)
+				return err == nil
+			})
+			testcluster.WaitFor(t, 20*time.Second, "acl bootstrap on the first server", func() bool {
+				r := herd(t, "--address", p.api, "--ca-cert", p.ca, "acl", "bootstrap")
+				if r.code != 0 {
+					return false
+				}
+				for _, line := range strings.Split(r.stdout, "\n") {
+					if v, ok := strings.CutPrefix(line, "SecretID:"); ok {
+						token = strings.TrimSpace(v)
+					}
+				}
+				return token != ""
+			})
+			r := herd(t, "--address", p.api, "--ca-cert", p.ca, "--token", token, "token", "create", "--role", "server", "--ttl", "10m")
+			wantCode(t, r, 0)
+			joinToken = strings.TrimSpace(r.stdout)
+		}
+		p.token = token
+		if i > 0 {
+			p.ca = procs[0].ca // the same CA; p's own copy appears once it joined
+		}
 	}
-	testcluster.WaitFor(t, 20*time.Second, "the processes to elect a leader", func() bool {
+	testcluster.WaitFor(t, 30*time.Second, "the processes to agree on a leader", func() bool {
 		for _, p := range procs {
-			var leader string
-			resp, err := http.Get("http://" + p.api + "/v1/status/leader?node")
-			if err != nil {
-				return false
-			}
-			json.NewDecoder(resp.Body).Decode(&leader)
-			resp.Body.Close()
-			if leader == "" {
+			leader, err := p.client(t).Leader(testcluster.Ctx(t, 2*time.Second))
+			if err != nil || leader == "" {
 				return false
 			}
 		}
@@ -102,9 +138,8 @@ func startProcs(t *testing.T, bin string, n int) []*proc {
 	return procs
 }
 
-func memberStatus(t *testing.T, apiAddr, name string) string {
-	c, _ := api.NewClient(apiAddr)
-	ms, err := c.Members(testcluster.Ctx(t, 2*time.Second))
+func memberStatus(t *testing.T, p *proc, name string) string {
+	ms, err := p.client(t).Members(testcluster.Ctx(t, 2*time.Second))
 	if err != nil {
 		return ""
 	}
@@ -129,14 +164,14 @@ func TestRealProcessesDetectKillAndTolerateAPause(t *testing.T) {
 
 	// A brief pause: the others must not declare it dead.
 	paused := procs[1]
-	testcluster.WaitFor(t, 10*time.Second, "all members alive", func() bool { return memberStatus(t, observer.api, paused.name) == "alive" })
+	testcluster.WaitFor(t, 10*time.Second, "all members alive", func() bool { return memberStatus(t, observer, paused.name) == "alive" })
 	_ = paused.cmd.Process.Signal(syscall.SIGSTOP)
 	stopUntil := time.Now().Add(400 * time.Millisecond)
 	for time.Now().Before(stopUntil.Add(2 * time.Second)) {
 		if time.Now().After(stopUntil) {
 			_ = paused.cmd.Process.Signal(syscall.SIGCONT)
 		}
-		if s := memberStatus(t, observer.api, paused.name); s != "alive" {
+		if s := memberStatus(t, observer, paused.name); s != "alive" {
 			t.Fatalf("a member paused for 400ms was marked %q", s)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -147,7 +182,7 @@ func TestRealProcessesDetectKillAndTolerateAPause(t *testing.T) {
 	_ = victim.cmd.Process.Kill()
 	killed := time.Now()
 	testcluster.WaitFor(t, 10*time.Second, "the killed member marked failed", func() bool {
-		return memberStatus(t, observer.api, victim.name) == "failed"
+		return memberStatus(t, observer, victim.name) == "failed"
 	})
 	took := time.Since(killed)
 	t.Logf("killed member marked failed after %s", took.Round(time.Millisecond))
@@ -156,7 +191,7 @@ func TestRealProcessesDetectKillAndTolerateAPause(t *testing.T) {
 	}
 
 	// The survivors still form a quorum and accept writes.
-	c, _ := api.NewClient(observer.api)
+	c := observer.client(t)
 	if ok, _, err := c.KVPut(testcluster.Ctx(t, 10*time.Second), "after/kill", []byte("x"), nil); err != nil || !ok {
 		t.Fatalf("write after kill: %v", err)
 	}

@@ -64,8 +64,8 @@ Examples:
 			}
 			rs = visibleReplicas(rs, all)
 			w := cmd.OutOrStdout()
-			if *out == outputJSON {
-				return printJSON(w, rs)
+			if *out != outputTable {
+				return printOut(w, *out, rs)
 			}
 			return printReplicas(w, rs, all, time.Now())
 		},

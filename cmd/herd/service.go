@@ -225,8 +225,8 @@ func newServiceLsCmd(g *globals) *cobra.Command {
 				list = []*api.ServiceEntry{}
 			}
 			w := cmd.OutOrStdout()
-			if *out == outputJSON {
-				return printJSON(w, list)
+			if *out != outputTable {
+				return printOut(w, *out, list)
 			}
 			t := newTable(w, "NAME", "PROTOCOL", "ROUTES", "BACKENDS", "ALGORITHM")
 			for _, e := range list {
@@ -290,8 +290,8 @@ Examples:
 				}
 			}
 			w := cmd.OutOrStdout()
-			if *out == outputJSON {
-				return printJSON(w, struct {
+			if *out != outputTable {
+				return printOut(w, *out, struct {
 					Service *api.ServiceEntry   `json:"service"`
 					Gateway *api.GatewayService `json:"gateway,omitempty"`
 				}{e, gw})

@@ -27,7 +27,7 @@ func TestApplyServiceAndRouteThroughClientGateway(t *testing.T) {
 		return s
 	}
 	b1, b2 := backend("one"), backend("two")
-	c := testcluster.Start(t, testcluster.Options{Servers: 1, Clients: 1, Configure: func(i int, cfg *config.Config) {
+	c := start(t, testcluster.Options{Servers: 1, Clients: 1, Configure: func(i int, cfg *config.Config) {
 		if i == 1 {
 			cfg.Gateway.HTTP = "127.0.0.1:0"
 		}
@@ -51,7 +51,7 @@ health_check:
   timeout: 100ms
 `, strings.TrimPrefix(b1.URL, "http://"), strings.TrimPrefix(b2.URL, "http://"))), 0o644)
 
-	addr := "--address=http://" + server.Agent().APIAddr()
+	addr := "--address=" + server.Agent().APIAddr()
 	if r := herd(t, addr, "apply", "-f", file); r.code != 0 || !strings.Contains(r.stdout, "service/web applied") {
 		t.Fatalf("apply: %+v", r)
 	}
@@ -77,7 +77,7 @@ health_check:
 	if r := herd(t, addr, "service", "ls"); r.code != 0 || !strings.Contains(r.stdout, "web") || !strings.Contains(r.stdout, "web.test/") {
 		t.Fatalf("service ls: %+v", r)
 	}
-	caddr := "--address=http://" + client.Agent().APIAddr()
+	caddr := "--address=" + client.Agent().APIAddr()
 	if r := herd(t, caddr, "service", "show", "web"); r.code != 0 || strings.Count(r.stdout, "healthy") < 2 {
 		t.Fatalf("service show on the client: %+v", r)
 	}

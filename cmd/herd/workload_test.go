@@ -78,7 +78,7 @@ func writeFile(t *testing.T, name, body string) string {
 func startRunCluster(t *testing.T, servers, clients int) *testcluster.Cluster {
 	t.Helper()
 	base := 10000 + rand.IntN(90)*100
-	return testcluster.Start(t, testcluster.Options{Servers: servers, Clients: clients, Configure: func(i int, c *config.Config) {
+	return start(t, testcluster.Options{Servers: servers, Clients: clients, Configure: func(i int, c *config.Config) {
 		c.Workload.PortMin = base + i*100
 		c.Workload.PortMax = c.Workload.PortMin + 99
 	}})
@@ -236,7 +236,9 @@ func TestReplicaCommands(t *testing.T) {
 		root.SetErr(&errOut)
 		root.SetContext(ctx)
 		done := make(chan int, 1)
-		go func() { done <- execute(root, []string{"--address", n.Agent().APIAddr(), "logs", "-f", live[0].ID}) }()
+		go func() {
+			done <- execute(root, withCreds([]string{"--address", n.Agent().APIAddr(), "logs", "-f", live[0].ID}))
+		}()
 		// However the test ends, the command stops before it does.
 		var code int
 		stopped := false
@@ -448,7 +450,7 @@ func TestWorkloadUsageErrors(t *testing.T) {
 	addr := []string{"--address", "127.0.0.1:1"}
 	for _, args := range [][]string{
 		{"ps", "a", "b"},
-		{"ps", "-o", "yaml"},
+		{"ps", "-o", "xml"},
 		{"scale", "web"},
 		{"scale", "web", "x"},
 		{"scale", "web", "-1"},

@@ -11,14 +11,15 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -48,10 +49,19 @@ type Agent struct {
 	unlockData func()
 
 	registry *prometheus.Registry
-	gossip   *membership.Membership
-	server   *server.Server // nil on clients
-	httpSrv  *http.Server
-	httpLn   net.Listener
+	sec      *nodeSecurity // nil with security off
+	// monitor streams this agent's logs to `herd monitor`.
+	monitor *logging.Monitor
+	// devMu guards devToken, the dev cluster's management token.
+	devMu    sync.Mutex
+	devToken string
+	// secCancel stops the certificate renewal and keyring loops.
+	secCancel context.CancelFunc
+	audit     *auditLog
+	gossip    *membership.Membership
+	server    *server.Server // nil on clients
+	httpSrv   *http.Server
+	httpLn    net.Listener
 
 	advertise string
 
@@ -85,7 +95,9 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 	if logger == nil {
 		logger = logging.Discard()
 	}
-	a := &Agent{cfg: cfg, logger: logger.With("node", cfg.NodeName), registry: prometheus.NewRegistry()}
+	monitor := logging.NewMonitor()
+	logger = slog.New(monitor.Handler(logger.Handler()))
+	a := &Agent{cfg: cfg, logger: logger.With("node", cfg.NodeName), registry: prometheus.NewRegistry(), monitor: monitor}
 	var err error
 	ok := false
 	defer func() {
@@ -120,8 +132,19 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 		}
 		return p
 	}
+	if a.sec, err = setupSecurity(cfg, a.dataDir, []net.IP{net.ParseIP(a.advertise)}); err != nil {
+		return nil, err
+	}
+	if a.sec != nil && a.sec.init != nil && cfg.BootstrapExpect == 0 {
+		// The server that created the cluster CA is the cluster's first
+		// member: it bootstraps alone; the others join with tokens.
+		cfg.BootstrapExpect = 1
+	}
 	if a.httpLn, err = net.Listen("tcp", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(port(cfg.Ports.HTTP)))); err != nil {
 		return nil, fmt.Errorf("HTTP API listener (ports.http): %w", err)
+	}
+	if a.sec != nil {
+		a.httpLn = tls.NewListener(a.httpLn, a.sec.certs.APIServerConfig())
 	}
 	httpAddr := net.JoinHostPort(a.advertise, strconv.Itoa(a.httpLn.Addr().(*net.TCPAddr).Port))
 	var rpcLn net.Listener
@@ -154,6 +177,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 			APIAddr: httpAddr, RPCAddr: rpcAddr, Version: version.Version,
 		},
 		Logger: a.logger.With("component", "gossip"),
+		Keys:   a.sec.gossipKeys(),
 	})
 	if err != nil {
 		if rpcLn != nil {
@@ -175,6 +199,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 			Gossip:            a.gossip,
 			Logger:            a.logger,
 			Registerer:        a.registry,
+			Security:          a.sec.serverSecurity(cfg.Security.CertTTL.D()),
 			LeaderTasks:       []func(context.Context){a.controllerTask(), a.autoscalerTask()},
 		})
 		if err != nil {
@@ -184,7 +209,14 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 	}
 
 	a.registerMetrics()
+	if a.audit, err = openAuditLog(cfg, a.dataDir); err != nil {
+		return nil, err
+	}
 	handler := httpapi.New(httpapi.Config{
+		Secure:      a.sec != nil,
+		Monitor:     a.monitor,
+		ClientTLS:   a.sec.clientTLS(),
+		Audit:       a.audit.logger(),
 		NodeName:    cfg.NodeName,
 		Server:      a.server,
 		Gossip:      a.gossip,
@@ -204,6 +236,10 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          logging.StdLog(a.logger, "http"),
 	}
+	// A graceful shutdown ends blocking queries and streams instead of
+	// waiting for them (they would hold it up for minutes).
+	a.httpSrv.RegisterOnShutdown(handler.Close)
+
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.goFunc(func() {
@@ -213,14 +249,31 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 	})
 
 	if len(cfg.Join) > 0 {
-		if _, err := a.gossip.Join(withGossipPort(cfg.Join)); err != nil {
+		if err := a.join(ctx, cfg.Join); err != nil {
 			return nil, fmt.Errorf("join: %w", err)
 		}
 	}
 	if len(cfg.RetryJoin) > 0 {
-		a.goFunc(func() {
-			_ = a.gossip.RetryJoin(ctx, withGossipPort(cfg.RetryJoin), cfg.RetryInterval.D(), cfg.RetryMaxInterval.D())
-		})
+		a.goFunc(func() { a.retryJoin(ctx, cfg.RetryJoin) })
+	} else if len(cfg.Join) == 0 {
+		// No join address configured (the server that created the
+		// cluster, restarted): rejoin the peers it knew.
+		if peers := loadPeers(a.dataDir); len(peers) > 0 {
+			a.logger.Info("rejoining the members known before the restart", "addresses", peers)
+			a.goFunc(func() { a.retryJoin(ctx, peers) })
+		}
+	}
+	a.goFunc(func() { a.peersLoop(ctx) })
+	if a.sec != nil && !a.sec.byo {
+		// Their own context: a leave stops them first, so that their
+		// long-polls do not hold up the API's graceful shutdown.
+		sctx, scancel := context.WithCancel(ctx)
+		a.secCancel = scancel
+		a.goFunc(func() { a.renewLoop(sctx) })
+		a.goFunc(func() { a.keyringLoop(sctx) })
+	}
+	if a.sec != nil && a.sec.byo {
+		a.goFunc(func() { a.ownCALoop(ctx) })
 	}
 	if err := a.startGateway(ctx); err != nil {
 		return nil, err
@@ -229,7 +282,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	ok = true
-	a.logger.Info("agent started", "role", role, "api", "http://"+httpAddr, "ui", "http://"+httpAddr+"/ui/", "gossip", a.gossip.Addr(), "rpc", rpcAddr, "gateway", a.GatewayAddr(), "data_dir", a.dataDir)
+	a.logger.Info("agent started", "role", role, "api", a.APIURL(), "ui", a.APIURL()+"/ui/", "secure", a.sec != nil, "gossip", a.gossip.Addr(), "rpc", rpcAddr, "gateway", a.GatewayAddr(), "data_dir", a.dataDir)
 	return a, nil
 }
 
@@ -299,6 +352,7 @@ func (a *Agent) abort() {
 	}
 	a.wg.Wait()
 	a.closeWorkload()
+	a.audit.close()
 	if a.unlockData != nil {
 		a.unlockData()
 	}
@@ -310,6 +364,26 @@ func (a *Agent) abort() {
 // APIAddr is the host:port of the HTTP API.
 func (a *Agent) APIAddr() string {
 	return net.JoinHostPort(a.advertise, strconv.Itoa(a.httpLn.Addr().(*net.TCPAddr).Port))
+}
+
+// APIURL is the base URL of the HTTP API: https when secured.
+func (a *Agent) APIURL() string {
+	if a.sec != nil {
+		return "https://" + a.APIAddr()
+	}
+	return "http://" + a.APIAddr()
+}
+
+// CACertFile is the PEM file of the cluster CA that API clients should
+// trust ("" with security off).
+func (a *Agent) CACertFile() string {
+	switch {
+	case a.sec == nil:
+		return ""
+	case a.sec.byo:
+		return a.cfg.Security.CAFile
+	}
+	return filepath.Join(a.sec.dir, fileCA)
 }
 
 // GossipAddr is the host:port others join.
@@ -329,7 +403,7 @@ func (a *Agent) Self() api.AgentSelf {
 	s := api.AgentSelf{
 		Name: a.cfg.NodeName, Role: "client", Zone: a.cfg.Zone, Labels: a.cfg.Labels,
 		Version: version.Version, APIAddr: a.APIAddr(), GossipAddr: a.gossip.Addr(),
-		UIURL: "http://" + a.APIAddr() + "/ui/",
+		UIURL: a.APIURL() + "/ui/",
 	}
 	if a.server != nil {
 		s.Role = "server"
@@ -347,6 +421,16 @@ func (a *Agent) Self() api.AgentSelf {
 
 func (a *Agent) registerMetrics() {
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "herd_gossip_decrypt_failures_total",
+		Help: "Gossip messages dropped because no installed key decrypts them (a wrong key, or plaintext sent to an encrypted cluster).",
+	}, func() float64 { return float64(a.gossip.DecryptFailures()) }))
+	if a.sec != nil {
+		a.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "herd_tls_certificate_expiry_timestamp_seconds",
+			Help: "When this node's certificate expires (Unix time); it is renewed at two thirds of its lifetime.",
+		}, func() float64 { return float64(a.sec.certs.Leaf().NotAfter.Unix()) }))
+	}
 	for _, st := range []string{api.MemberAlive, api.MemberFailed, api.MemberLeft} {
 		a.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "herd_members",
@@ -375,6 +459,9 @@ func (a *Agent) Registry() *prometheus.Registry { return a.registry }
 func (a *Agent) Leave(ctx context.Context) error {
 	a.stopOnce.Do(func() {
 		a.logger.Info("leaving cluster")
+		if a.secCancel != nil {
+			a.secCancel()
+		}
 		if err := a.stopGateway(); err != nil {
 			a.logger.Warn("gateway drain", "err", err)
 		}
@@ -438,6 +525,7 @@ func (a *Agent) stop() error {
 	}
 	a.wg.Wait()
 	a.closeWorkload()
+	a.audit.close()
 	a.unlockData()
 	if a.tempDir {
 		if err := os.RemoveAll(a.dataDir); err != nil {
@@ -445,20 +533,6 @@ func (a *Agent) stop() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// withGossipPort adds the default gossip port to join addresses that have
-// none (memberlist would otherwise use this agent's own port, which with
-// custom ports can be this agent itself).
-func withGossipPort(addrs []string) []string {
-	out := make([]string, len(addrs))
-	for i, a := range addrs {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			a = net.JoinHostPort(strings.Trim(a, "[]"), strconv.Itoa(config.DefaultGossipPort))
-		}
-		out[i] = a
-	}
-	return out
 }
 
 // advertiseAddr picks the address others reach this agent at.

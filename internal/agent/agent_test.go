@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/herd-cluster/herd/api"
 	"github.com/herd-cluster/herd/internal/agent"
 	"github.com/herd-cluster/herd/internal/config"
 	"github.com/herd-cluster/herd/internal/testcluster"
@@ -28,6 +29,21 @@ func devConfig(t *testing.T) config.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// devClient is a management client of a dev agent.
+func devClient(t *testing.T, a *agent.Agent) *api.Client {
+	t.Helper()
+	tok, err := a.DevToken(testcluster.Ctx(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := api.NewClientConfig(api.Config{Address: a.APIURL(), Token: tok, CACert: a.CACertFile(), IgnoreEnv: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }
 
 func TestDevAgentIsReadyQuicklyAndLeavesNothingBehind(t *testing.T) {
@@ -151,6 +167,7 @@ func TestRetryJoinKeepsTryingAndSaysSo(t *testing.T) {
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	cfg := devConfig(t)
+	cfg.Security.Disabled = true
 	cfg.RetryJoin = []string{"127.0.0.1:1"} // nothing listens there
 	cfg.RetryInterval = config.Duration(50 * time.Millisecond)
 	cfg.RetryMaxInterval = config.Duration(200 * time.Millisecond)
@@ -168,8 +185,27 @@ func TestRetryJoinKeepsTryingAndSaysSo(t *testing.T) {
 
 	// --join (not retried) refuses to start instead.
 	cfg2 := devConfig(t)
+	cfg2.Security.Disabled = true
 	cfg2.Join = []string{"127.0.0.1:1"}
 	if _, err := agent.New(cfg2, nil); err == nil || !strings.Contains(err.Error(), "join") {
 		t.Fatalf("start with unreachable --join: %v", err)
+	}
+}
+
+// TestClientLeaveDoesNotWaitForLongPolls: a client agent's supervisor
+// keeps a blocking query open through the agent's proxy; a graceful leave
+// ends it instead of waiting out its wait time.
+func TestClientLeaveDoesNotWaitForLongPolls(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Servers: 1, Clients: 1})
+	client := c.Node("client1")
+	time.Sleep(500 * time.Millisecond) // the supervisor's long-poll is open
+	start := time.Now()
+	c.Leave(client)
+	took := time.Since(start)
+	t.Logf("the client agent left in %s", took.Round(time.Millisecond))
+	// Before, the API's graceful shutdown waited its full 5 s for the
+	// supervisor's blocking query.
+	if took >= 4*time.Second {
+		t.Fatalf("leaving took %s: the long-poll held the shutdown", took)
 	}
 }

@@ -1,7 +1,10 @@
 package agent_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,4 +126,82 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestRaftStatsShowEveryServersLag: the Raft configuration with ?stats
+// carries each server's term, applied index and lag behind the leader.
+func TestRaftStatsShowEveryServersLag(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Servers: 3})
+	ctx := testcluster.Ctx(t, 30*time.Second)
+	cl := c.Nodes[1].Client(t)
+	if _, _, err := cl.KVPut(ctx, "x", []byte("1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	testcluster.WaitFor(t, 10*time.Second, "stats for every server", func() bool {
+		cfg, err := cl.RaftStats(ctx)
+		if err != nil {
+			return false
+		}
+		for _, s := range cfg.Servers {
+			if s.Term == "" || s.AppliedIndex == 0 || s.Lag == nil || *s.Lag < 0 || *s.Lag > 50 || s.StatsError != "" {
+				return false
+			}
+		}
+		raw, _ = json.Marshal(cfg.Servers)
+		return len(cfg.Servers) == 3
+	})
+	t.Logf("servers: %s", raw)
+}
+
+// TestNodesUsageAsksEveryNode: /v1/nodes?usage carries the CPU each
+// node's replicas use, asked of each node's own agent (also through a
+// client agent's proxy).
+func TestNodesUsageAsksEveryNode(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Servers: 1, Clients: 1})
+	ctx := testcluster.Ctx(t, 30*time.Second)
+	cl := c.Node("client1").Client(t)
+	testcluster.WaitFor(t, 15*time.Second, "both nodes with their usage", func() bool {
+		nodes, err := cl.NodesUsage(ctx)
+		if err != nil || len(nodes) != 2 {
+			return false
+		}
+		for _, n := range nodes {
+			if n.UsageCPU == nil || *n.UsageCPU < 0 {
+				return false
+			}
+		}
+		return true
+	})
+	plain, _, err := cl.Nodes(ctx, nil)
+	if err != nil || len(plain) != 2 || plain[0].UsageCPU != nil {
+		t.Fatalf("nodes without ?usage: %+v %v", plain, err)
+	}
+}
+
+// TestFirstServerRejoinsAfterRestart: the server that created the cluster
+// has no join address; restarted, it finds the others through the peers
+// it saved.
+func TestFirstServerRejoinsAfterRestart(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Servers: 3})
+	first := c.Nodes[0]
+	testcluster.WaitFor(t, 20*time.Second, "the peers file", func() bool {
+		_, err := os.Stat(filepath.Join(first.Agent().DataDir(), "peers.json"))
+		return err == nil
+	})
+	c.Kill(first)
+	first.Config.RetryJoin = nil // as it was configured: no join address
+	first.Config.Join = nil
+	if err := c.StartNode(first); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 20*time.Second, "the restarted first server to see the others alive", func() bool {
+		alive := 0
+		for _, m := range first.Agent().Members() {
+			if m.Status == api.MemberAlive {
+				alive++
+			}
+		}
+		return alive == 3
+	})
 }

@@ -7,12 +7,16 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-memdb"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herd-cluster/herd/api"
 	"github.com/herd-cluster/herd/internal/config"
 	"github.com/herd-cluster/herd/internal/gateway"
+	"github.com/herd-cluster/herd/internal/health"
 	"github.com/herd-cluster/herd/internal/proxy"
 	"github.com/herd-cluster/herd/internal/state"
 )
@@ -156,7 +160,7 @@ func (a *Agent) startGateway(ctx context.Context) error {
 	if a.server != nil {
 		src = storeSource{store: a.server.Store()}
 	} else {
-		c, err := api.NewClient("http://" + a.APIAddr())
+		c, err := a.apiClient(a.APIAddr())
 		if err != nil {
 			return err
 		}
@@ -174,6 +178,12 @@ func (a *Agent) startGateway(ctx context.Context) error {
 	if al != nil {
 		cfg.AccessLog = al.log
 	}
+	fwd, err := a.newEventForwarder()
+	if err != nil {
+		al.close()
+		return err
+	}
+	cfg.HealthEvent = fwd.add
 	g, err := gateway.New(cfg)
 	if err != nil {
 		al.close()
@@ -181,5 +191,79 @@ func (a *Agent) startGateway(ctx context.Context) error {
 	}
 	a.gateway, a.accessLog = g, al
 	g.Start(ctx)
+	a.goFunc(func() { fwd.run(ctx) })
 	return nil
+}
+
+// eventForwarder reports the gateway's health transitions to the cluster
+// as events. The gateway hands them over without waiting; a bounded queue
+// drops (and counts) what does not fit while the cluster is slow.
+type eventForwarder struct {
+	a       *Agent
+	client  *api.Client
+	queue   chan api.Event
+	dropped atomic.Uint64
+}
+
+// eventQueue bounds the transitions waiting to be reported.
+const eventQueue = 256
+
+func (a *Agent) newEventForwarder() (*eventForwarder, error) {
+	c, err := a.apiClient(a.APIAddr())
+	if err != nil {
+		return nil, err
+	}
+	f := &eventForwarder{a: a, client: c, queue: make(chan api.Event, eventQueue)}
+	a.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "herd_gateway_events_dropped_total",
+		Help: "Gateway health transitions not reported as cluster events because the queue to the cluster was full.",
+	}, func() float64 { return float64(f.dropped.Load()) }))
+	return f, nil
+}
+
+// add queues a transition as an event; it never blocks.
+func (f *eventForwarder) add(e health.Event) {
+	subject := e.Service + "/" + e.Addr
+	ev := api.Event{Subject: subject, Attrs: map[string]string{"service": e.Service, "backend": e.Addr}}
+	switch e.Kind {
+	case health.EventUnhealthy:
+		ev.Type, ev.Message = api.EventBackendEjected, fmt.Sprintf("%s failed its health checks on %s's gateway: %s", subject, f.a.cfg.NodeName, e.Reason)
+		ev.Attrs["cause"] = "check"
+	case health.EventEjected:
+		ev.Type, ev.Message = api.EventBackendEjected, fmt.Sprintf("%s ejected by %s's gateway: %s", subject, f.a.cfg.NodeName, e.Reason)
+		ev.Attrs["cause"] = "outlier"
+	case health.EventHealthy, health.EventUneject:
+		ev.Type, ev.Message = api.EventBackendRestored, fmt.Sprintf("%s back in rotation on %s's gateway", subject, f.a.cfg.NodeName)
+	case health.EventPanic:
+		ev.Type, ev.Subject, ev.Message = api.EventPanicMode, e.Service, fmt.Sprintf("service %s in panic mode on %s's gateway: too few healthy backends, routing to all", e.Service, f.a.cfg.NodeName)
+		ev.Attrs = map[string]string{"service": e.Service, "state": "on"}
+	case health.EventPanicOver:
+		ev.Type, ev.Subject, ev.Message = api.EventPanicMode, e.Service, fmt.Sprintf("service %s out of panic mode on %s's gateway", e.Service, f.a.cfg.NodeName)
+		ev.Attrs = map[string]string{"service": e.Service, "state": "off"}
+	default:
+		return
+	}
+	select {
+	case f.queue <- ev:
+	default:
+		f.dropped.Add(1)
+	}
+}
+
+// run reports the queued events until ctx ends.
+func (f *eventForwarder) run(ctx context.Context) {
+	defer f.client.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-f.queue:
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := f.client.PostEvent(cctx, &ev)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				f.a.logger.Debug("reporting a gateway event", "type", ev.Type, "subject", ev.Subject, "err", err)
+			}
+		}
+	}
 }

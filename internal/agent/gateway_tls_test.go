@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herd-cluster/herd/api"
 	"github.com/herd-cluster/herd/internal/agent"
 	"github.com/herd-cluster/herd/internal/config"
 	"github.com/herd-cluster/herd/internal/testcluster"
@@ -78,10 +77,7 @@ func TestAgentGatewayServesCertificatesFromKV(t *testing.T) {
 	}
 	defer a.Leave(context.Background())
 	testcluster.WaitFor(t, 5*time.Second, "dev agent to lead", func() bool { return a.Server().IsLeader() })
-	c, err := api.NewClient("http://" + a.APIAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := devClient(t, a)
 	if _, _, err := c.KVPut(context.Background(), config.DefaultTLSKVPrefix+"site", selfSignedPEM(t, "from-kv", "site.test"), nil); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/herd-cluster/herd/api"
 	"github.com/herd-cluster/herd/internal/controller"
 	"github.com/herd-cluster/herd/internal/driver"
@@ -57,7 +59,7 @@ func (m clusterMetrics) each(ctx context.Context, f func(ctx context.Context, c 
 		if mem.Status != api.MemberAlive || mem.APIAddr == "" {
 			continue
 		}
-		c, err := api.NewClient(mem.APIAddr)
+		c, err := m.a.apiClient(mem.APIAddr)
 		if err != nil {
 			continue
 		}
@@ -118,7 +120,7 @@ func (a *Agent) startWorkload(ctx context.Context, apiAddr string) error {
 	if w.Disabled {
 		return nil
 	}
-	client, err := api.NewClient(apiAddr)
+	client, err := a.apiClient(apiAddr)
 	if err != nil {
 		return err
 	}
@@ -133,6 +135,7 @@ func (a *Agent) startWorkload(ctx context.Context, apiAddr string) error {
 		a.docker = dd
 		drivers[api.DriverDocker] = dd
 	}
+	a.registerNodeMetrics()
 	a.supervisor = supervisor.New(supervisor.Config{
 		Node:    a.cfg.NodeName,
 		Dir:     filepath.Join(a.dataDir, "replicas"),
@@ -340,4 +343,30 @@ func copyFlushing(w io.Writer, r io.Reader, tail int, follow bool) error {
 			return err
 		}
 	}
+}
+
+// registerNodeMetrics exports what this node offers its replicas and what
+// they use.
+func (a *Agent) registerNodeMetrics() {
+	w := a.cfg.Workload
+	cpu, mem := w.CPU, w.MemoryMB
+	if cpu == 0 {
+		cpu = runtime.NumCPU() * 1000
+	}
+	if mem == 0 {
+		mem = totalMemoryMB()
+	}
+	gauge := func(name, help string, f func() float64) {
+		a.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	gauge("herd_node_cpu_capacity_millicores", "CPU this node offers to replicas, in millicores.", func() float64 { return float64(cpu) })
+	gauge("herd_node_memory_capacity_bytes", "Memory this node offers to replicas.", func() float64 { return float64(mem) * (1 << 20) })
+	gauge("herd_node_replicas", "Replicas this node's supervisor runs.", func() float64 { return float64(len(a.replicaUsage())) })
+	gauge("herd_node_replica_cpu_millicores", "CPU the replicas of this node use, in millicores, over the last few seconds.", func() float64 {
+		var sum float64
+		for _, u := range a.replicaUsage() {
+			sum += u.CPU
+		}
+		return sum
+	})
 }

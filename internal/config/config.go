@@ -3,6 +3,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -148,10 +149,12 @@ type Config struct {
 	// the first Raft configuration is written. 0 means never bootstrap
 	// (join an existing cluster). Servers only.
 	BootstrapExpect int `yaml:"bootstrap_expect"`
-	// Join lists gossip addresses (host or host:port) to join at start.
-	// The agent fails to start if none can be reached.
+	// Join lists the API addresses (host or host:port, default port 7700)
+	// of agents to join at start; the agent asks each for its gossip
+	// address (and, with security.token, for its certificate). The agent
+	// fails to start if none can be reached.
 	Join []string `yaml:"join"`
-	// RetryJoin lists gossip addresses joined in the background, retried
+	// RetryJoin lists API addresses joined in the background, retried
 	// with exponential back-off until one answers.
 	RetryJoin []string `yaml:"retry_join"`
 	// RetryInterval is the first back-off step for RetryJoin. Default 1s;
@@ -181,6 +184,9 @@ type Config struct {
 	Gateway Gateway `yaml:"gateway"`
 	// Workload configures the replicas this agent runs for the cluster.
 	Workload Workload `yaml:"workload"`
+	// Security configures TLS between nodes and on the API, gossip
+	// encryption, join tokens and ACLs. On by default.
+	Security Security `yaml:"security"`
 	// Dev runs a single in-memory-ish node (server and client) with data
 	// in a temporary directory and listeners on loopback. Not read from
 	// the file; set by --dev.
@@ -189,6 +195,45 @@ type Config struct {
 	// instead of the default. Used by tests; not read from the file.
 	Ephemeral bool `yaml:"-"`
 }
+
+// Security configures how the agent proves who it is and checks who it
+// talks to. By default it is on: the first server creates a cluster CA,
+// other nodes join with a token, every node-to-node connection is mutual
+// TLS 1.3, gossip is encrypted, and the API wants an ACL token.
+type Security struct {
+	// Disabled turns all of it off: plaintext everywhere, no ACLs. For
+	// benchmarks and throw-away experiments on a trusted network only.
+	Disabled bool `yaml:"disabled"`
+	// Token is a join token from `herd token create`: a new node uses it
+	// once to obtain its certificate and the gossip key from the agent at
+	// its join address. Ignored once the node holds a certificate.
+	Token string `yaml:"token"`
+	// CAFile, CertFile and KeyFile bring your own CA: the cluster CA
+	// certificate (PEM) and this node's certificate and key, issued by
+	// that CA with the node name as CN, its role ("server" or "client") as
+	// OU and its advertise address as an IP SAN. The CA key stays with the
+	// operator, so herd issues no certificates and join tokens are off;
+	// the files are re-read when they change. All three or none.
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// GossipKey is the gossip encryption key (32 bytes, base64) when you
+	// bring your own CA. Every node needs the same one.
+	GossipKey string `yaml:"gossip_key"`
+	// CertTTL is the lifetime of the node certificates herd issues; each
+	// node renews its own at two thirds of it. Default 24h.
+	CertTTL Duration `yaml:"cert_ttl"`
+	// AuditLog is where every write through the API is logged as JSON
+	// lines: a file path, "stdout", or "off". Default: audit.log in the
+	// data dir.
+	AuditLog string `yaml:"audit_log"`
+}
+
+// BringYourOwnCA reports whether the operator supplies the certificates.
+func (s Security) BringYourOwnCA() bool { return s.CAFile != "" || s.CertFile != "" || s.KeyFile != "" }
+
+// DefaultCertTTL is the default lifetime of node certificates.
+const DefaultCertTTL = 24 * time.Hour
 
 // Duration is a time.Duration written as a Go duration string ("250ms",
 // "30s") in YAML.
@@ -211,6 +256,7 @@ func Default() Config {
 		LogLevel:          "info",
 		LogFormat:         "text",
 		Gateway:           Gateway{TLSKVPrefix: DefaultTLSKVPrefix},
+		Security:          Security{CertTTL: Duration(DefaultCertTTL)},
 		Workload: Workload{PortMin: DefaultPortMin, PortMax: DefaultPortMax, NodeGrace: Duration(DefaultNodeGrace),
 			AutoscaleInterval: Duration(DefaultAutoscaleInterval)},
 		Raft: Raft{
@@ -423,8 +469,49 @@ func (c *Config) Validate() error {
 		}
 		seen[p] = true
 	}
+	for _, err := range c.Security.validate(c) {
+		add(err)
+	}
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
+}
+
+// validate checks the security section against the rest of c.
+func (s Security) validate(c *Config) []error {
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+	if s.Disabled {
+		for field, v := range map[string]string{"security.token": s.Token, "security.ca_file": s.CAFile, "security.gossip_key": s.GossipKey} {
+			if v != "" {
+				add(fieldErr(field, "set while security.disabled is true"))
+			}
+		}
+		return errs
+	}
+	if s.BringYourOwnCA() {
+		for field, v := range map[string]string{"security.ca_file": s.CAFile, "security.cert_file": s.CertFile, "security.key_file": s.KeyFile} {
+			if v == "" {
+				add(fieldErr(field, "required when bringing your own CA (set ca_file, cert_file and key_file together)"))
+			}
+		}
+		if s.GossipKey == "" {
+			add(fieldErr("security.gossip_key", "required when bringing your own CA: every node needs the same 32-byte key, base64 (e.g. from `head -c32 /dev/urandom | base64`)"))
+		}
+		if s.Token != "" {
+			add(fieldErr("security.token", "join tokens need herd's own CA; with your own CA, nodes join with the certificates you issue"))
+		}
+	}
+	if s.GossipKey != "" {
+		if k, err := base64.StdEncoding.DecodeString(s.GossipKey); err != nil || len(k) != 32 {
+			add(fieldErr("security.gossip_key", "must be 32 bytes, base64-encoded"))
+		} else if !s.BringYourOwnCA() {
+			add(fieldErr("security.gossip_key", "only used with your own CA (ca_file); herd's own CA hands the gossip key to joining nodes"))
+		}
+	}
+	if s.CertTTL < Duration(time.Second) {
+		add(fieldErr("security.cert_ttl", "%s is too short (at least 1s)", s.CertTTL))
+	}
+	return errs
 }
 
 // checkListenAddr checks a host:port to listen on (host may be empty).

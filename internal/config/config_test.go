@@ -79,6 +79,23 @@ func TestValidateErrors(t *testing.T) {
 		{"retry_join bad", func(c *Config) { c.RetryJoin = []string{"a/b"} }, "retry_join[0]", "not a host or host:port"},
 		{"retry interval zero", func(c *Config) { c.RetryInterval = 0 }, "retry_interval", "must be positive"},
 		{"gateway http not host:port", func(c *Config) { c.Gateway.HTTP = "8080" }, "gateway.http", "not host:port"},
+		{"own CA without key file", func(c *Config) {
+			c.Security.CAFile, c.Security.CertFile = "ca.pem", "n.pem"
+			c.Security.GossipKey = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+		}, "security.key_file", "required when bringing your own CA"},
+		{"own CA without gossip key", func(c *Config) { c.Security.CAFile, c.Security.CertFile, c.Security.KeyFile = "a", "b", "c" }, "security.gossip_key", "every node needs the same 32-byte key"},
+		{"gossip key wrong size", func(c *Config) {
+			c.Security.CAFile, c.Security.CertFile, c.Security.KeyFile = "a", "b", "c"
+			c.Security.GossipKey = "c2hvcnQ="
+		}, "security.gossip_key", "32 bytes"},
+		{"gossip key without own CA", func(c *Config) { c.Security.GossipKey = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" }, "security.gossip_key", "only used with your own CA"},
+		{"token with own CA", func(c *Config) {
+			c.Security.CAFile, c.Security.CertFile, c.Security.KeyFile = "a", "b", "c"
+			c.Security.GossipKey = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+			c.Security.Token = "herd1.x"
+		}, "security.token", "join tokens need herd's own CA"},
+		{"token while disabled", func(c *Config) { c.Security.Disabled, c.Security.Token = true, "herd1.x" }, "security.token", "set while security.disabled"},
+		{"cert ttl too short", func(c *Config) { c.Security.CertTTL = Duration(time.Millisecond) }, "security.cert_ttl", "too short"},
 		{"gateway http on a name", func(c *Config) { c.Gateway.HTTP = "localhost:8080" }, "gateway.http", "IP address"},
 		{"gateway http bad port", func(c *Config) { c.Gateway.HTTP = ":99999" }, "gateway.http", "invalid port"},
 		{"gateway https not host:port", func(c *Config) { c.Gateway.HTTPS = "8443" }, "gateway.https", "not host:port"},

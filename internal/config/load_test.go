@@ -63,6 +63,10 @@ workload:
   port_max: 30999
   docker_host: unix:///run/docker.sock
   node_grace: 3s
+security:
+  token: herd1.0123456789abcdef.0123456789abcdef0123456789abcdef.0000000000000000000000000000000000000000000000000000000000000000
+  cert_ttl: 12h
+  audit_log: /var/log/herd/audit.log
 `
 
 func fullConfig() Config {
@@ -96,6 +100,8 @@ func fullConfig() Config {
 			TCPPorts: []int{5432, 6379}, AccessLog: "stdout"},
 		Workload: Workload{CPU: 4000, MemoryMB: 8192, PortMin: 30000, PortMax: 30999,
 			DockerHost: "unix:///run/docker.sock", NodeGrace: Duration(3 * time.Second), AutoscaleInterval: Duration(5 * time.Second)},
+		Security: Security{Token: "herd1.0123456789abcdef.0123456789abcdef0123456789abcdef.0000000000000000000000000000000000000000000000000000000000000000",
+			CertTTL: Duration(12 * time.Hour), AuditLog: "/var/log/herd/audit.log"},
 	}
 }
 

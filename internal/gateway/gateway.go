@@ -66,6 +66,10 @@ type Config struct {
 	// Logger; nil discards. AccessLog, when set, receives every request.
 	Logger    *slog.Logger
 	AccessLog func(*proxy.AccessEntry)
+	// HealthEvent, if set, receives every health transition of every
+	// service (a backend failing or passing its checks, ejected or
+	// restored, panic mode on or off). It must not block.
+	HealthEvent func(health.Event)
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Clock drives health checks; nil is the real clock.

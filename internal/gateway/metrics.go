@@ -149,6 +149,14 @@ func (m *metrics) forgetBackend(service, addr string) {
 }
 
 // healthEvent counts a health group's event.
+// healthEvent counts a health transition and passes it on.
+func (g *Gateway) healthEvent(e health.Event) {
+	g.metrics.healthEvent(e)
+	if g.cfg.HealthEvent != nil {
+		g.cfg.HealthEvent(e)
+	}
+}
+
 func (m *metrics) healthEvent(e health.Event) {
 	switch e.Kind {
 	case health.EventHealthy, health.EventUnhealthy:

@@ -143,7 +143,7 @@ func (g *Gateway) newService(ctx context.Context, raw api.Service, old *service)
 			}
 		})
 		s.group.SetLogger(g.logger)
-		s.group.SetEventFunc(g.metrics.healthEvent)
+		s.group.SetEventFunc(g.healthEvent)
 	}
 	check := spec.CheckSpec(sp.HealthCheck)
 	s.upKey = keyOf([]any{upstreamOptions(sp), sp.BackendProtocol})

@@ -2,12 +2,16 @@ package httpapi_test
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,13 +35,55 @@ type reply struct {
 	header http.Header
 }
 
+// start starts a cluster and lets do and send reach its agents as the
+// holder of its management token.
+func start(t *testing.T, opts testcluster.Options) *testcluster.Cluster {
+	t.Helper()
+	c := testcluster.Start(t, opts)
+	rc := &rawClient{token: c.Token, http: http.DefaultClient}
+	if c.CACert != "" {
+		pemData, err := os.ReadFile(c.CACert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pemData)
+		rc.http = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	}
+	for _, n := range c.Nodes {
+		clients.Store(n.Agent().APIAddr(), rc)
+	}
+	return c
+}
+
+// rawClient is how do reaches one cluster's agents.
+type rawClient struct {
+	http  *http.Client
+	token string
+}
+
+// clients maps API addresses to their cluster's rawClient.
+var clients sync.Map
+
+// send sends req to an agent of a cluster made by start.
+func send(req *http.Request) (*http.Response, error) {
+	rc := &rawClient{http: http.DefaultClient}
+	if v, ok := clients.Load(req.URL.Host); ok {
+		rc = v.(*rawClient)
+	}
+	if rc.token != "" {
+		req.Header.Set("Authorization", "Bearer "+rc.token)
+	}
+	return rc.http.Do(req)
+}
+
 func do(t *testing.T, method, url string, body io.Reader) reply {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := send(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +93,8 @@ func do(t *testing.T, method, url string, body io.Reader) reply {
 }
 
 func TestBadInputIsRejectedWithReason(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Servers: 1})
-	base := "http://" + c.Nodes[0].Agent().APIAddr()
+	c := start(t, testcluster.Options{Servers: 1, Insecure: true})
+	base := c.Nodes[0].Agent().APIURL()
 	tests := []struct {
 		name, method, path string
 		body               string
@@ -109,8 +155,8 @@ func TestBadInputIsRejectedWithReason(t *testing.T) {
 }
 
 func TestKeysAreNeverCleanedIntoOtherKeys(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Servers: 1})
-	base := "http://" + c.Nodes[0].Agent().APIAddr()
+	c := start(t, testcluster.Options{Servers: 1})
+	base := c.Nodes[0].Agent().APIURL()
 	do(t, "PUT", base+"/v1/kv/lead", strings.NewReader("a"))
 	for _, p := range []string{"/v1/kv/tmp/../lead", "/v1/kv/x//y", "/v1/kv/./z"} {
 		if r := do(t, "PUT", base+p, strings.NewReader("b")); r.code != 200 {
@@ -147,7 +193,7 @@ func TestHandlerPanicIsRecovered(t *testing.T) {
 }
 
 func TestBlockingQuery(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Servers: 3})
+	c := start(t, testcluster.Options{Servers: 3})
 	// Watch on a follower, write through another node.
 	var follower, other *testcluster.Node
 	for _, n := range c.Nodes {
@@ -159,8 +205,8 @@ func TestBlockingQuery(t *testing.T) {
 			}
 		}
 	}
-	base := "http://" + follower.Agent().APIAddr()
-	put := do(t, "PUT", "http://"+other.Agent().APIAddr()+"/v1/kv/watched", strings.NewReader("1"))
+	base := follower.Agent().APIURL()
+	put := do(t, "PUT", other.Agent().APIURL()+"/v1/kv/watched", strings.NewReader("1"))
 	idx := put.header.Get("X-Herd-Index")
 	if idx == "" || put.header.Get("X-Consul-Index") != idx {
 		t.Fatalf("write index headers: %v", put.header)
@@ -182,7 +228,7 @@ func TestBlockingQuery(t *testing.T) {
 	start = time.Now()
 	go func() {
 		req, _ := http.NewRequest("GET", base+"/v1/kv/watched?index="+idx+"&wait=30s", nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := send(req)
 		if err != nil {
 			done <- reply{}
 			return
@@ -192,7 +238,7 @@ func TestBlockingQuery(t *testing.T) {
 		done <- reply{code: resp.StatusCode, body: string(data), header: resp.Header}
 	}()
 	time.Sleep(200 * time.Millisecond) // let the query block first
-	do(t, "PUT", "http://"+other.Agent().APIAddr()+"/v1/kv/watched", strings.NewReader("2"))
+	do(t, "PUT", other.Agent().APIURL()+"/v1/kv/watched", strings.NewReader("2"))
 	select {
 	case r := <-done:
 		if r.code != 200 || !strings.Contains(r.body, `"Value":"Mg=="`) {
@@ -210,7 +256,7 @@ func TestBlockingQuery(t *testing.T) {
 	listIdx := r.header.Get("X-Herd-Index")
 	go func() {
 		time.Sleep(200 * time.Millisecond)
-		do(t, "DELETE", "http://"+other.Agent().APIAddr()+"/v1/kv/watched", nil)
+		do(t, "DELETE", other.Agent().APIURL()+"/v1/kv/watched", nil)
 	}()
 	r = do(t, "GET", base+"/v1/kv/?recurse&index="+listIdx+"&wait=10s", nil)
 	before, _ := strconv.ParseUint(listIdx, 10, 64)
@@ -221,9 +267,9 @@ func TestBlockingQuery(t *testing.T) {
 }
 
 func TestMetricsAreValidAndCoverSubsystems(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Servers: 1})
+	c := start(t, testcluster.Options{Servers: 1})
 	a := c.Nodes[0].Agent()
-	base := "http://" + a.APIAddr()
+	base := a.APIURL()
 	do(t, "PUT", base+"/v1/kv/m", bytes.NewReader([]byte("x")))
 	do(t, "GET", base+"/v1/kv/m", nil)
 	problems, err := testutil.GatherAndLint(a.Registry())

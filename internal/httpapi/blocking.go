@@ -46,7 +46,8 @@ func (a *API) blockingQuery(w http.ResponseWriter, r *http.Request, q queryFunc)
 			return err
 		}
 	}
-	ctx := r.Context()
+	ctx, stop := a.untilQuit(r.Context())
+	defer stop()
 	var cancel context.CancelFunc = func() {}
 	if hasIndex && minIndex > 0 {
 		wait += time.Duration(rand.Int64N(int64(wait/16) + 1))

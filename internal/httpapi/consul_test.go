@@ -11,22 +11,24 @@ import (
 )
 
 // consulClient returns the official Consul Go client pointed at a node.
-func consulClient(t *testing.T, n *testcluster.Node) *consul.Client {
+func consulClient(t *testing.T, c *testcluster.Cluster, n *testcluster.Node) *consul.Client {
 	t.Helper()
 	cfg := consul.DefaultConfig()
 	cfg.Address = n.Agent().APIAddr()
-	cfg.Scheme = "http"
-	c, err := consul.NewClient(cfg)
+	cfg.Scheme = "https"
+	cfg.Token = c.Token // sent as X-Consul-Token
+	cfg.TLSConfig = consul.TLSConfig{CAFile: c.CACert}
+	cc, err := consul.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return cc
 }
 
 // TestConsulClientWorksUnchanged drives herd with hashicorp/consul/api, as
 // consul-template, Traefik or Patroni would, through a follower.
 func TestConsulClientWorksUnchanged(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Servers: 3})
+	c := start(t, testcluster.Options{Servers: 3})
 	var follower *testcluster.Node
 	for _, n := range c.Nodes {
 		if n != c.Leader() {
@@ -34,7 +36,7 @@ func TestConsulClientWorksUnchanged(t *testing.T) {
 			break
 		}
 	}
-	cc := consulClient(t, follower)
+	cc := consulClient(t, c, follower)
 	kv := cc.KV()
 
 	// put / get
@@ -172,9 +174,9 @@ func TestConsulClientWorksUnchanged(t *testing.T) {
 // waits and takes over when the first unlocks, and again when the first
 // holder's session is destroyed out from under it.
 func TestConsulLockHelper(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Servers: 3})
-	a := consulClient(t, c.Nodes[0])
-	b := consulClient(t, c.Nodes[1])
+	c := start(t, testcluster.Options{Servers: 3})
+	a := consulClient(t, c, c.Nodes[0])
+	b := consulClient(t, c, c.Nodes[1])
 	opts := func(cl *consul.Client) *consul.Lock {
 		l, err := cl.LockOpts(&consul.LockOptions{Key: "service/leader", SessionTTL: "10s", LockWaitTime: 2 * time.Second})
 		if err != nil {

@@ -6,16 +6,19 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/http/pprof"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,8 +27,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/acl"
 	"github.com/herd-cluster/herd/internal/logging"
+	"github.com/herd-cluster/herd/internal/pki"
 	"github.com/herd-cluster/herd/internal/server"
+	"github.com/herd-cluster/herd/internal/state"
 )
 
 // Limits on KV input.
@@ -68,6 +74,18 @@ type Config struct {
 	Logs func(ctx context.Context, w io.Writer, id, stream string, tail int, follow bool) error
 	// Usage reports what this agent's replicas use; nil when it runs none.
 	Usage func() []api.ReplicaUsage
+	// Secure turns on authentication and ACLs: callers need a token, or
+	// a node certificate of the cluster.
+	Secure bool
+	// ClientTLS is how this agent reaches servers (its node certificate);
+	// nil with security off.
+	ClientTLS *tls.Config
+	// Audit receives one record per write and per refused request; nil
+	// logs none.
+	Audit *slog.Logger
+	// Monitor streams this agent's logs at /v1/agent/monitor; nil serves
+	// none.
+	Monitor *logging.Monitor
 }
 
 // API is the HTTP handler.
@@ -78,6 +96,28 @@ type API struct {
 	metrics *apiMetrics
 	proxy   *httputil.ReverseProxy
 	kv      map[string]http.Handler // by method
+	tokens  tokenCache
+
+	// quit ends with Close: blocking queries then answer at once and
+	// streams end, so that a graceful shutdown does not wait for them.
+	quit context.Context
+	// Close ends the blocking queries and streams in progress and any
+	// that start later; register it with http.Server.RegisterOnShutdown.
+	Close context.CancelFunc
+}
+
+// untilQuit is ctx, also cancelled when the API is closed.
+func (a *API) untilQuit(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(a.quit, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// longLived reports whether r waits for changes (a blocking query or a
+// stream), which a shutdown should end rather than wait for.
+func longLived(r *http.Request) bool {
+	q := r.URL.Query()
+	return (q.Has("index") && q.Get("index") != "0") || q.Has("follow") || r.URL.Path == "/v1/agent/monitor"
 }
 
 // New builds the handler and registers its metrics.
@@ -86,6 +126,7 @@ func New(cfg Config) *API {
 		cfg.Logger = logging.Discard()
 	}
 	a := &API{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), metrics: newAPIMetrics(cfg.Registerer)}
+	a.quit, a.Close = context.WithCancel(context.Background())
 	if cfg.Server == nil {
 		a.proxy = a.newServerProxy()
 	}
@@ -96,79 +137,133 @@ func New(cfg Config) *API {
 // handlerFunc is an HTTP handler that returns an error for writeError.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-func (a *API) handle(pattern string, h handlerFunc) {
-	route := pattern
-	if i := strings.IndexByte(pattern, ' '); i >= 0 {
-		route = pattern[i+1:]
-	}
-	a.mux.Handle(pattern, a.wrap(route, h))
+// handle serves pattern on this agent, for the identities g admits.
+func (a *API) handle(pattern string, g guard, h handlerFunc) {
+	a.mux.Handle(pattern, a.wrap(routeOf(pattern), g, h))
 }
 
-// wrap instruments h under the route label and writes its error.
-func (a *API) wrap(route string, h handlerFunc) http.Handler {
+// handleState serves pattern from the cluster state: on a server here,
+// on a client agent by proxying to a server, which authorizes.
+func (a *API) handleState(pattern string, g guard, h handlerFunc) {
+	a.mux.Handle(pattern, a.stateHandler(routeOf(pattern), g, h))
+}
+
+func routeOf(pattern string) string {
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		return pattern[i+1:]
+	}
+	return pattern
+}
+
+// stateHandler is handleState's handler.
+func (a *API) stateHandler(route string, g guard, h handlerFunc) http.Handler {
+	if a.cfg.Server != nil {
+		return a.wrap(route, g, h)
+	}
 	return a.instrument(route, func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
+		if len(a.liveServers()) == 0 {
+			a.writeError(w, r, errNoLiveServer)
+			return
+		}
+		if longLived(r) {
+			ctx, cancel := a.untilQuit(r.Context())
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		a.proxy.ServeHTTP(w, r)
+	})
+}
+
+// wrap authenticates the caller, applies the guard, runs h, writes its
+// error, instruments the route, and audits writes and refusals.
+func (a *API) wrap(route string, g guard, h handlerFunc) http.Handler {
+	return a.instrument(route, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := a.authenticate(r)
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, id))
+		var err error
+		if g != nil {
+			err = g(id, r)
+		}
+		refused := err != nil
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
 			a.writeError(w, r, err)
+		}
+		if refused || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+			code := http.StatusOK
+			if sw, ok := w.(*statusWriter); ok && sw.code != 0 {
+				code = sw.code
+			}
+			a.audit(r, id, code, start)
 		}
 	})
 }
 
-// stateful marks endpoints that need the cluster state: on a client agent
-// they are proxied to a server.
-func (a *API) stateful(h handlerFunc) handlerFunc {
-	if a.cfg.Server != nil {
-		return h
-	}
-	return func(w http.ResponseWriter, r *http.Request) error {
-		if len(a.liveServers()) == 0 {
-			return errorf(http.StatusServiceUnavailable, "this client agent knows no live server: is it joined to a cluster?")
-		}
-		a.proxy.ServeHTTP(w, r)
-		return nil
-	}
-}
-
 func (a *API) routes() {
+	key := func(r *http.Request) string { return kvKey(r) }
 	// KV paths bypass the mux, whose path cleaning would turn the key
 	// "a/../b" into "b" (and "." into the whole store) with a redirect.
+	// Reads of one key need read on it; listings need read somewhere and
+	// show only what may be read; writes need write on the key (a
+	// recursive delete, on every key it removes).
+	kvRead := func(id *identity, r *http.Request) error {
+		if q := r.URL.Query(); q.Has("recurse") || q.Has("keys") {
+			return needAny(acl.ResourceKV, acl.Read)(id, r)
+		}
+		return need(acl.ResourceKV, acl.Read, key)(id, r)
+	}
+	kvWrite := need(acl.ResourceKV, acl.Write, key)
 	a.kv = map[string]http.Handler{
-		http.MethodGet:    a.wrap("/v1/kv/{key...}", a.stateful(a.kvGet)),
-		http.MethodPut:    a.wrap("/v1/kv/{key...}", a.stateful(a.kvPut)),
-		http.MethodPost:   a.wrap("/v1/kv/{key...}", a.stateful(a.kvPut)),
-		http.MethodDelete: a.wrap("/v1/kv/{key...}", a.stateful(a.kvDelete)),
+		http.MethodGet:    a.stateHandler("/v1/kv/{key...}", kvRead, a.kvGet),
+		http.MethodPut:    a.stateHandler("/v1/kv/{key...}", kvWrite, a.kvPut),
+		http.MethodPost:   a.stateHandler("/v1/kv/{key...}", kvWrite, a.kvPut),
+		http.MethodDelete: a.stateHandler("/v1/kv/{key...}", kvWrite, a.kvDelete),
 	}
 
-	a.handle("PUT /v1/session/create", a.stateful(a.sessionCreate))
-	a.handle("PUT /v1/session/destroy/{id}", a.stateful(a.sessionDestroy))
-	a.handle("PUT /v1/session/renew/{id}", a.stateful(a.sessionRenew))
-	a.handle("GET /v1/session/info/{id}", a.stateful(a.sessionInfo))
-	a.handle("GET /v1/session/list", a.stateful(a.sessionList))
-	a.handle("GET /v1/session/node/{node}", a.stateful(a.sessionList))
+	kvWriteAny, kvReadAny := needAny(acl.ResourceKV, acl.Write), needAny(acl.ResourceKV, acl.Read)
+	a.handleState("PUT /v1/session/create", kvWriteAny, a.sessionCreate)
+	a.handleState("PUT /v1/session/destroy/{id}", kvWriteAny, a.sessionDestroy)
+	a.handleState("PUT /v1/session/renew/{id}", kvWriteAny, a.sessionRenew)
+	a.handleState("GET /v1/session/info/{id}", kvReadAny, a.sessionInfo)
+	a.handleState("GET /v1/session/list", kvReadAny, a.sessionList)
+	a.handleState("GET /v1/session/node/{node}", kvReadAny, a.sessionList)
 
-	a.handle("GET /v1/status/leader", a.stateful(a.statusLeader))
-	a.handle("GET /v1/status/peers", a.stateful(a.statusPeers))
-	a.handle("GET /v1/status/health", a.statusHealth)
-	a.handle("GET /v1/operator/raft/configuration", a.stateful(a.raftConfiguration))
-	a.handle("GET /v1/state/members", a.stateful(a.stateMembers))
+	opRead, opWrite := need(acl.ResourceOperator, acl.Read, nil), need(acl.ResourceOperator, acl.Write, nil)
+	nodeReadAny := needAny(acl.ResourceNode, acl.Read)
+	a.handleState("GET /v1/status/leader", opRead, a.statusLeader)
+	a.handleState("GET /v1/status/peers", opRead, a.statusPeers)
+	a.handle("GET /v1/status/health", nil, a.statusHealth)
+	a.handleState("GET /v1/operator/raft/configuration", opRead, a.raftConfiguration)
+	a.handleState("GET /v1/state/members", nodeReadAny, a.stateMembers)
+	a.handleState("GET /v1/events", opRead, a.events)
+	a.handleState("POST /v1/events", nodeOnly(""), a.postEvent)
 
-	a.handle("GET /v1/services", a.stateful(a.serviceList))
-	a.handle("GET /v1/service/{name}", a.stateful(a.serviceGet))
-	a.handle("PUT /v1/service/{name}", a.stateful(a.servicePut))
-	a.handle("DELETE /v1/service/{name}", a.stateful(a.serviceDelete))
-	a.handle("PUT /v1/service/{name}/drain", a.stateful(a.serviceDrain(true)))
-	a.handle("PUT /v1/service/{name}/enable", a.stateful(a.serviceDrain(false)))
+	svcName := pathValue("name")
+	svcReadAny := needAny(acl.ResourceService, acl.Read)
+	svcWrite := need(acl.ResourceService, acl.Write, svcName)
+	a.handleState("GET /v1/services", svcReadAny, a.serviceList)
+	a.handleState("GET /v1/service/{name}", need(acl.ResourceService, acl.Read, svcName), a.serviceGet)
+	a.handleState("PUT /v1/service/{name}", svcWrite, a.servicePut)
+	a.handleState("DELETE /v1/service/{name}", svcWrite, a.serviceDelete)
+	a.handleState("PUT /v1/service/{name}/drain", svcWrite, a.serviceDrain(true))
+	a.handleState("PUT /v1/service/{name}/enable", svcWrite, a.serviceDrain(false))
 
-	a.handle("GET /v1/gateway/services", a.gatewayServices)
+	a.handle("GET /v1/gateway/services", svcReadAny, a.gatewayServices)
 
-	a.handle("GET /v1/replicas", a.stateful(a.replicaList))
-	a.handle("GET /v1/nodes", a.stateful(a.nodeList))
-	a.handle("GET /v1/node/{name}", a.stateful(a.nodeGet))
-	a.handle("PUT /v1/node/{name}/register", a.stateful(a.nodeRegister))
-	a.handle("PUT /v1/node/{name}/replicas", a.stateful(a.nodeReport))
-	a.handle("PUT /v1/node/{name}/eligibility", a.stateful(a.nodeFlag(false)))
-	a.handle("PUT /v1/node/{name}/drain", a.stateful(a.nodeFlag(true)))
-	a.handle("GET /v1/agent/replica/{id}/logs", a.replicaLogs)
-	a.handle("GET /v1/agent/replicas", func(w http.ResponseWriter, r *http.Request) error {
+	nodeName := pathValue("name")
+	nodeWrite := need(acl.ResourceNode, acl.Write, nodeName)
+	a.handleState("GET /v1/replicas", svcReadAny, a.replicaList)
+	a.handleState("GET /v1/nodes", nodeReadAny, a.nodeList)
+	a.handleState("GET /v1/node/{name}", need(acl.ResourceNode, acl.Read, nodeName), a.nodeGet)
+	a.handleState("PUT /v1/node/{name}/register", nodeWrite, a.nodeRegister)
+	a.handleState("PUT /v1/node/{name}/replicas", nodeWrite, a.nodeReport)
+	a.handleState("PUT /v1/node/{name}/eligibility", nodeWrite, a.nodeFlag(false))
+	a.handleState("PUT /v1/node/{name}/drain", nodeWrite, a.nodeFlag(true))
+	a.handle("GET /v1/agent/replica/{id}/logs", need(acl.ResourceService, acl.Read, replicaService), a.replicaLogs)
+	a.handle("GET /v1/agent/replicas", need(acl.ResourceNode, acl.Read, func(*http.Request) string { return a.cfg.NodeName }), func(w http.ResponseWriter, r *http.Request) error {
 		out := []api.ReplicaUsage{}
 		if a.cfg.Usage != nil {
 			out = a.cfg.Usage()
@@ -177,35 +272,51 @@ func (a *API) routes() {
 		return nil
 	})
 
-	a.handle("GET /v1/agent/self", a.agentSelf)
-	a.handle("GET /v1/agent/members", a.agentMembers)
+	a.handle("GET /v1/agent/self", nodeReadAny, a.agentSelf)
+	a.handle("GET /v1/agent/monitor", opRead, a.agentMonitor)
+	a.handle("GET /v1/agent/members", nodeReadAny, a.agentMembers)
 
-	a.handle("POST "+server.PathApplyBatch, a.internalApplyBatch)
-	a.handle("GET "+server.PathReadIndex, a.internalReadIndex)
+	a.handle("POST "+server.PathApplyBatch, nodeOnly(pki.RoleServer), a.internalApplyBatch)
+	a.handle("GET "+server.PathReadIndex, nodeOnly(pki.RoleServer), a.internalReadIndex)
+
+	a.securityRoutes(opWrite)
 
 	var gatherer prometheus.Gatherer = prometheus.NewRegistry()
 	if a.cfg.Gatherer != nil {
 		gatherer = a.cfg.Gatherer
 	}
 	metricsH := promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
-	a.handle("GET /v1/metrics", func(w http.ResponseWriter, r *http.Request) error {
+	a.handle("GET /v1/metrics", opRead, func(w http.ResponseWriter, r *http.Request) error {
 		metricsH.ServeHTTP(w, r)
 		return nil
 	})
 	if a.cfg.EnableDebug {
-		a.mux.HandleFunc("/debug/pprof/", pprof.Index)
-		a.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		a.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		a.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		a.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		for _, p := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/profile", "/debug/pprof/symbol", "/debug/pprof/trace"} {
+			h := map[string]http.HandlerFunc{"/debug/pprof/": pprof.Index, "/debug/pprof/cmdline": pprof.Cmdline,
+				"/debug/pprof/profile": pprof.Profile, "/debug/pprof/symbol": pprof.Symbol, "/debug/pprof/trace": pprof.Trace}[p]
+			a.handle(p, opWrite, func(w http.ResponseWriter, r *http.Request) error {
+				h(w, r)
+				return nil
+			})
+		}
 	}
 	if a.cfg.UI != nil {
 		a.mux.Handle("/ui/", a.cfg.UI)
 		a.mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusTemporaryRedirect))
 	}
-	a.handle("/", func(w http.ResponseWriter, r *http.Request) error {
+	a.handle("/", nil, func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	})
+}
+
+// replicaService is the service of the replica a path names: replica IDs
+// are the service name, a dash and 8 hex digits.
+func replicaService(r *http.Request) string {
+	id := r.PathValue("id")
+	if i := strings.LastIndexByte(id, '-'); i > 0 {
+		return id[:i]
+	}
+	return id
 }
 
 // ServeHTTP implements http.Handler. A panic in any handler is logged with
@@ -255,12 +366,27 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		code = he.code
 	case errors.Is(err, server.ErrNotLeader):
 		code = server.StatusNotLeader
+	case errors.Is(err, server.ErrJoinRefused):
+		code = http.StatusForbidden
+	case errors.Is(err, server.ErrNoCA), errors.Is(err, server.ErrNameTaken):
+		code = http.StatusConflict
+	case errors.As(err, new(*server.BadRequestError)):
+		code = http.StatusBadRequest
+	case errors.Is(err, state.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, state.ErrExists):
+		code = http.StatusConflict
 	case errors.Is(err, server.ErrNoLeader), errors.Is(err, server.ErrUnknownOutcome):
 		code = http.StatusServiceUnavailable
 	case r.Context().Err() != nil:
 		code = http.StatusServiceUnavailable
 	}
-	if code >= 500 {
+	switch {
+	case errors.Is(err, errNoLiveServer):
+		// A client agent still joining, or cut off: its callers are told,
+		// and gossip logs the cause.
+		a.logger.Debug("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+	case code >= 500:
 		a.logger.Warn("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
 	}
 	writeJSON(w, code, api.Error{Error: err.Error(), Status: code})
@@ -315,6 +441,17 @@ func (a *API) newServerProxy() *httputil.ReverseProxy {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			servers := a.liveServers()
 			pr.Out.URL.Scheme = "http"
+			if a.cfg.ClientTLS != nil {
+				pr.Out.URL.Scheme = "https"
+			}
+			// Whom this agent vouches for: itself, when its own
+			// components call with its certificate; else nobody (a
+			// token, if any, speaks for the caller).
+			proxied := "anonymous"
+			if name, _ := peerNode(pr.In); name == a.cfg.NodeName {
+				proxied = "node"
+			}
+			pr.Out.Header.Set(headerProxied, proxied)
 			pr.Out.URL.Host = "127.0.0.1:1" // refused at once if the server vanished meanwhile
 			if len(servers) > 0 {
 				pr.Out.URL.Host = servers[rand.IntN(len(servers))]
@@ -322,9 +459,20 @@ func (a *API) newServerProxy() *httputil.ReverseProxy {
 			pr.Out.Header.Set(headerOriginNode, a.cfg.NodeName)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if a.quit.Err() != nil {
+				a.writeError(w, r, errorf(http.StatusServiceUnavailable, "this agent is shutting down"))
+				return
+			}
 			a.writeError(w, r, errorf(http.StatusServiceUnavailable, "no server reachable from this client agent: %v", err))
 		},
 		FlushInterval: -1,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+			TLSClientConfig:     a.cfg.ClientTLS,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     time.Minute,
+		},
 	}
 }
 
@@ -338,6 +486,10 @@ func (a *API) liveServers() []string {
 	}
 	return servers
 }
+
+// errNoLiveServer answers a state request on a client agent that knows no
+// live server.
+var errNoLiveServer = errorf(http.StatusServiceUnavailable, "this client agent knows no live server: is it joined to a cluster?")
 
 // headerOriginNode carries the client agent's name through its proxy, so
 // sessions created there belong to that node.
@@ -371,6 +523,8 @@ func (a *API) gatewayServices(w http.ResponseWriter, r *http.Request) error {
 	if out == nil {
 		return errorf(http.StatusNotFound, "this agent runs no gateway")
 	}
+	authz := who(r).authz
+	out = slices.DeleteFunc(out, func(s api.GatewayService) bool { return !authz.Allow(acl.ResourceService, s.Name, acl.Read) })
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -11,6 +13,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/acl"
 	"github.com/herd-cluster/herd/internal/server"
 	"github.com/herd-cluster/herd/internal/state"
 )
@@ -64,6 +67,8 @@ func (a *API) kvGet(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		authz := who(r).authz
+		entries = slices.DeleteFunc(entries, func(e *api.KVPair) bool { return !authz.Allow(acl.ResourceKV, e.Key, acl.Read) })
 		if len(entries) == 0 {
 			w.WriteHeader(http.StatusNotFound)
 			return nil
@@ -160,6 +165,9 @@ func (a *API) kvDelete(w http.ResponseWriter, r *http.Request) error {
 	op := "delete"
 	switch {
 	case recurse:
+		if !who(r).authz.AllowPrefix(acl.ResourceKV, key, acl.Write) {
+			return deny(who(r), fmt.Sprintf("kv write on every key under %q", key))
+		}
 		cmd.Op, op = server.OpKVDeleteTree, "delete_tree"
 	case hasCAS:
 		cmd.Op, cmd.CAS, op = server.OpKVDeleteCAS, cas, "delete_cas"

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/acl"
 	"github.com/herd-cluster/herd/internal/server"
 	"github.com/herd-cluster/herd/internal/spec"
 )
@@ -32,6 +34,8 @@ func (a *API) serviceList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	authz := who(r).authz
+	out = slices.DeleteFunc(out, func(e *api.ServiceEntry) bool { return !authz.Allow(acl.ResourceService, e.Name, acl.Read) })
 	if out == nil {
 		out = []*api.ServiceEntry{}
 	}

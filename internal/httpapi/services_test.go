@@ -10,8 +10,8 @@ import (
 )
 
 func TestServiceEndpoints(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Servers: 1})
-	base := "http://" + c.Nodes[0].Agent().APIAddr()
+	c := start(t, testcluster.Options{Servers: 1})
+	base := c.Nodes[0].Agent().APIURL()
 	put := func(name, body string) reply {
 		return do(t, "PUT", base+"/v1/service/"+name, strings.NewReader(body))
 	}

@@ -1,18 +1,21 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/herd-cluster/herd/internal/spec"
 	"io"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/herd-cluster/herd/api"
 	"github.com/herd-cluster/herd/internal/server"
+	"github.com/herd-cluster/herd/internal/spec"
 )
 
 // sessionRequest is the body of /v1/session/create: Consul's fields, so
@@ -73,7 +76,8 @@ func (a *API) sessionCreate(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, "%v", err)
 	}
 	node := req.Node
-	if node == "" {
+	if node == "" && (!a.cfg.Secure || who(r).kind == kindNode || proxiedByNode(r)) {
+		// Only a node of the cluster may say whom it proxies for.
 		node = r.Header.Get(headerOriginNode)
 	}
 	if node == "" {
@@ -201,9 +205,102 @@ func (a *API) raftConfiguration(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if r.URL.Query().Has("stats") {
+		a.raftStats(r.Context(), &cfg)
+	}
 	a.setIndexHeaders(w, cfg.Index)
 	writeJSON(w, http.StatusOK, cfg)
 	return nil
+}
+
+// raftStats asks every server of cfg for its term and applied index and
+// computes how far each is behind the leader's commit index.
+func (a *API) raftStats(ctx context.Context, cfg *api.RaftConfiguration) {
+	names := make([]string, len(cfg.Servers))
+	for i, s := range cfg.Servers {
+		names[i] = s.Node
+	}
+	selves := make([]*api.AgentSelf, len(names))
+	errs := a.askAgents(ctx, names, func(ctx context.Context, i int, c *api.Client) error {
+		if names[i] == a.cfg.NodeName {
+			self := a.cfg.Self()
+			selves[i] = &self
+			return nil
+		}
+		var err error
+		selves[i], err = c.Self(ctx)
+		return err
+	})
+	var commit uint64
+	for _, self := range selves {
+		if self != nil && self.Raft != nil && self.Raft["state"] == "Leader" {
+			commit, _ = strconv.ParseUint(self.Raft["commit_index"], 10, 64)
+		}
+	}
+	for i := range cfg.Servers {
+		s := &cfg.Servers[i]
+		if errs[i] != nil || selves[i] == nil || selves[i].Raft == nil {
+			if errs[i] != nil {
+				s.StatsError = errs[i].Error()
+			}
+			continue
+		}
+		s.Term = selves[i].Raft["term"]
+		s.AppliedIndex, _ = strconv.ParseUint(selves[i].Raft["applied_index"], 10, 64)
+		if commit > 0 {
+			lag := int64(commit) - int64(s.AppliedIndex)
+			s.Lag = &lag
+		}
+	}
+}
+
+// agentClient is a client of another agent's API (addr, host:port) as this
+// agent: with its certificate when the cluster is secured, and token when
+// not empty.
+func (a *API) agentClient(addr, token string) (*api.Client, error) {
+	scheme := "http://"
+	if a.cfg.ClientTLS != nil {
+		scheme = "https://"
+	}
+	return api.NewClientConfig(api.Config{Address: scheme + addr, Token: token, TLSConfig: a.cfg.ClientTLS, IgnoreEnv: true})
+}
+
+// askAgents calls f, in parallel and for at most a second each, with a
+// client of the API of each named agent (found in gossip; this agent's
+// own name gets a nil client) and returns f's error for each.
+func (a *API) askAgents(ctx context.Context, names []string, f func(ctx context.Context, i int, c *api.Client) error) []error {
+	addrs := map[string]string{}
+	for _, m := range a.cfg.Gossip.Members() {
+		if m.Status == api.MemberAlive {
+			addrs[m.Name] = m.APIAddr
+		}
+	}
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			if name == a.cfg.NodeName {
+				errs[i] = f(cctx, i, nil)
+				return
+			}
+			addr, ok := addrs[name]
+			if !ok || addr == "" {
+				errs[i] = fmt.Errorf("%s is not a live member", name)
+				return
+			}
+			c, err := a.agentClient(addr, "")
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer c.Close()
+			errs[i] = f(cctx, i, c)
+		})
+	}
+	wg.Wait()
+	return errs
 }
 
 func (a *API) agentSelf(w http.ResponseWriter, r *http.Request) error {
@@ -258,6 +355,9 @@ func validateCommand(c *server.Command) error {
 		}
 	case server.OpKVDelete, server.OpKVDeleteCAS, server.OpKVDeleteTree, server.OpSessionDestroy,
 		server.OpSessionRenew, server.OpMemberDelete, server.OpClusterInit:
+	case server.OpPKIInit, server.OpKeyringSet, server.OpJoinTokenSet, server.OpJoinTokenDel, server.OpACLBootstrap,
+		server.OpACLTokenSet, server.OpACLTokenDel, server.OpACLPolicySet, server.OpACLPolicyDel, server.OpEvent:
+		// Checked where they are applied; only servers send them.
 	default:
 		return errorf(http.StatusBadRequest, "unknown command %q", c.Op)
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/acl"
 	"github.com/herd-cluster/herd/internal/server"
 )
 
@@ -28,6 +30,8 @@ func (a *API) replicaList(w http.ResponseWriter, r *http.Request) error {
 	if svc, node := q.Get("service"), q.Get("node"); svc != "" && node != "" {
 		out = slices.DeleteFunc(out, func(r *api.Replica) bool { return r.Node != node })
 	}
+	authz := who(r).authz
+	out = slices.DeleteFunc(out, func(r *api.Replica) bool { return !authz.Allow(acl.ResourceService, r.Service, acl.Read) })
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -42,8 +46,44 @@ func (a *API) nodeList(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	authz := who(r).authz
+	out = slices.DeleteFunc(out, func(n *api.Node) bool { return !authz.Allow(acl.ResourceNode, n.Name, acl.Read) })
+	if r.URL.Query().Has("usage") {
+		out = a.nodeUsage(r.Context(), out)
+	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// nodeUsage returns copies of nodes with the CPU their replicas use now,
+// as each node's agent reports it (nodes that do not answer keep none).
+func (a *API) nodeUsage(ctx context.Context, nodes []*api.Node) []*api.Node {
+	out := make([]*api.Node, len(nodes))
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		c := *n
+		out[i], names[i] = &c, n.Name
+	}
+	a.askAgents(ctx, names, func(ctx context.Context, i int, c *api.Client) error {
+		var usage []api.ReplicaUsage
+		if c == nil {
+			if a.cfg.Usage != nil {
+				usage = a.cfg.Usage()
+			}
+		} else {
+			var err error
+			if usage, err = c.AgentReplicas(ctx); err != nil {
+				return err
+			}
+		}
+		var sum float64
+		for _, u := range usage {
+			sum += u.CPU
+		}
+		out[i].UsageCPU = &sum
+		return nil
+	})
+	return out
 }
 
 func (a *API) nodeGet(w http.ResponseWriter, r *http.Request) error {

@@ -1,6 +1,7 @@
 package logfile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -122,7 +123,7 @@ func copyTruncate(path, dst string, perm fs.FileMode) (err error) {
 		return fmt.Errorf("logfile: open for rotation: %w", err)
 	}
 	defer src.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	out, err := os.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return fmt.Errorf("logfile: create copy: %w", err)
 	}
@@ -144,8 +145,43 @@ func copyTruncate(path, dst string, perm fs.FileMode) (err error) {
 	if _, err := io.Copy(out, src); err != nil {
 		return fmt.Errorf("logfile: copy %s: %w", path, err)
 	}
+	// A line being written while we read may have been copied in part;
+	// the truncation loses the rest of it, so drop the part too: rotated
+	// files end with a whole line, never with a torn one.
+	if err := trimToLastLine(out); err != nil {
+		return err
+	}
 	if err := src.Truncate(0); err != nil {
 		return fmt.Errorf("logfile: truncate %s: %w", path, err)
+	}
+	return nil
+}
+
+// trimToLastLine cuts f after its last newline. A file without one (a
+// single line longer than what was copied) is kept whole.
+func trimToLastLine(f *os.File) error {
+	end, err := f.Seek(0, io.SeekCurrent)
+	if err != nil || end == 0 {
+		return err
+	}
+	buf := make([]byte, 4096)
+	for pos := end; pos > 0; {
+		n := int64(len(buf))
+		if pos < n {
+			n = pos
+		}
+		pos -= n
+		if _, err := f.ReadAt(buf[:n], pos); err != nil {
+			return fmt.Errorf("logfile: read copy: %w", err)
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			if cut := pos + int64(i) + 1; cut < end {
+				if err := f.Truncate(cut); err != nil {
+					return fmt.Errorf("logfile: trim copy: %w", err)
+				}
+			}
+			return nil
+		}
 	}
 	return nil
 }

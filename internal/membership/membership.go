@@ -4,15 +4,20 @@
 package membership
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -53,6 +58,10 @@ type Config struct {
 	// ProbeInterval overrides the failure-detection probe interval;
 	// zero means 200ms (see Tune).
 	ProbeInterval time.Duration
+	// Keys encrypt gossip (AES-GCM; 16, 24 or 32 bytes each), the primary
+	// first: messages go out under it and come in under any of them.
+	// Empty: gossip is plaintext.
+	Keys [][]byte
 }
 
 // Membership is a running gossip member.
@@ -68,6 +77,12 @@ type Membership struct {
 
 	// notifyCh coalesces change notifications for the one consumer.
 	notifyCh chan struct{}
+
+	// decryptFailures counts messages dropped because no installed key
+	// could decrypt (or authenticate) them.
+	decryptFailures atomic.Uint64
+	// ring is the gossip keyring, nil when gossip is plaintext.
+	ring *memberlist.Keyring
 
 	// mu guards members (every node ever seen, with its last state) and
 	// conflict.
@@ -134,13 +149,69 @@ func New(cfg Config) (*Membership, error) {
 	mc.Delegate = &delegate{m: m}
 	mc.Events = &events{m: m}
 	mc.Conflict = &conflicts{m: m}
-	mc.Logger = logging.StdLog(logger, "memberlist")
+	mc.Logger = log.New(&countingWriter{m: m, next: logging.StdLog(logger, "memberlist").Writer()}, "", 0)
+	if len(cfg.Keys) > 0 {
+		ring, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("gossip keyring: %w", err)
+		}
+		mc.Keyring = ring
+		m.ring = ring
+		mc.GossipVerifyIncoming = true
+		mc.GossipVerifyOutgoing = true
+	}
 	list, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("starting gossip on %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
 	}
 	m.list = list
 	return m, nil
+}
+
+// countingWriter counts memberlist's reports of messages it could not
+// decrypt before passing its log lines on.
+type countingWriter struct {
+	m    *Membership
+	next io.Writer
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("crypt")) {
+		w.m.decryptFailures.Add(1)
+	}
+	return w.next.Write(p)
+}
+
+// DecryptFailures is how many gossip messages were dropped because no
+// installed key decrypts them (a wrong key, or not encrypted at all).
+func (m *Membership) DecryptFailures() uint64 { return m.decryptFailures.Load() }
+
+// SetKeys installs keys (primary first): messages go out under the new
+// primary at once; keys not listed are removed.
+func (m *Membership) SetKeys(keys [][]byte) error {
+	ring := m.ring
+	if ring == nil {
+		return errors.New("gossip is not encrypted on this node")
+	}
+	if len(keys) == 0 {
+		return errors.New("no gossip keys")
+	}
+	for _, k := range keys {
+		if err := ring.AddKey(k); err != nil {
+			return fmt.Errorf("adding gossip key: %w", err)
+		}
+	}
+	if err := ring.UseKey(keys[0]); err != nil {
+		return fmt.Errorf("using the new primary gossip key: %w", err)
+	}
+	for _, old := range ring.GetKeys() {
+		if !slices.ContainsFunc(keys, func(k []byte) bool { return bytes.Equal(k, old) }) {
+			if err := ring.RemoveKey(old); err != nil {
+				return fmt.Errorf("removing an old gossip key: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // Addr returns the gossip address this node advertises.

@@ -177,7 +177,16 @@ func (s *Server) ConsistentRead(parent context.Context) error {
 			idx, err = s.ReadIndexLocal()
 		} else {
 			var out struct{ Index uint64 }
-			err = s.forward(ctx, http.MethodGet, PathReadIndex, nil, &out)
+			// A read index asked of a leader that has been replaced is
+			// asked again of the new one (a read changes nothing).
+			fctx, fcancel := context.WithCancel(ctx)
+			stop := context.AfterFunc(s.epoch(), fcancel)
+			err = s.forward(fctx, http.MethodGet, PathReadIndex, nil, &out)
+			stop()
+			if err != nil && fctx.Err() != nil && ctx.Err() == nil {
+				err = ErrNotLeader
+			}
+			fcancel()
 			s.countForward("read_index", err)
 			idx = out.Index
 		}
@@ -225,7 +234,7 @@ func (s *Server) forward(ctx context.Context, method, path string, body []byte, 
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+m.APIAddr+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, s.scheme+"://"+m.APIAddr+path, rd)
 	if err != nil {
 		return fmt.Errorf("forwarding to leader: %w", err)
 	}

@@ -173,10 +173,16 @@ func (b *batcher) send(batch []*fwdReq) {
 	for i, r := range batch {
 		bodies[i] = r.body
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HoldTimeout)
+	epoch := s.epoch()
+	ctx, cancel := context.WithTimeout(epoch, s.cfg.HoldTimeout)
 	defer cancel()
 	var items []BatchItem
 	if err := s.forward(ctx, http.MethodPost, PathApplyBatch, packEntry(bodies), &items); err != nil {
+		if epoch.Err() != nil && !errors.Is(err, ErrNotLeader) {
+			// The leader changed while the batch was on its way: it may
+			// or may not have been applied.
+			err = fmt.Errorf("the leader changed while the write was forwarded to it: %w", ErrUnknownOutcome)
+		}
 		fail(err)
 		return
 	}

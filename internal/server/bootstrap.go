@@ -61,7 +61,7 @@ func (s *Server) othersHaveLeader(servers []api.Member) bool {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.APIAddr+"/v1/status/leader", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.scheme+"://"+m.APIAddr+"/v1/status/leader", nil)
 		resp, err := s.client.Do(req)
 		if err == nil {
 			var leader string

@@ -40,6 +40,16 @@ const (
 	OpNodeEligible   Op = "node.eligibility"
 	OpReplicaPlan    Op = "replica.plan"
 	OpReplicaReport  Op = "replica.report"
+	OpPKIInit        Op = "pki.init"
+	OpKeyringSet     Op = "pki.keyring"
+	OpJoinTokenSet   Op = "join_token.create"
+	OpJoinTokenDel   Op = "join_token.delete"
+	OpACLBootstrap   Op = "acl.bootstrap"
+	OpACLTokenSet    Op = "acl.token.create"
+	OpACLTokenDel    Op = "acl.token.delete"
+	OpACLPolicySet   Op = "acl.policy.set"
+	OpACLPolicyDel   Op = "acl.policy.delete"
+	OpEvent          Op = "event"
 
 	// OpSessionRenew never enters the log: the leader resets the
 	// session's TTL timer. It travels the same forwarding path.
@@ -73,6 +83,16 @@ type Command struct {
 	Version uint64 `json:"version,omitempty"`
 	State   string `json:"state,omitempty"`
 	Message string `json:"message,omitempty"`
+	// PKI is pki.init's CA; Sealed is pki.keyring's sealed keyring.
+	PKI    *state.PKI `json:"pki,omitempty"`
+	Sealed []byte     `json:"sealed,omitempty"`
+	// JoinToken, ACLToken and Policy are what the token and policy
+	// operations create.
+	JoinToken *state.JoinTokenEntry `json:"join_token,omitempty"`
+	ACLToken  *state.ACLTokenEntry  `json:"acl_token,omitempty"`
+	Policy    *api.ACLPolicy        `json:"policy,omitempty"`
+	// Event is what the event op records.
+	Event *api.Event `json:"event,omitempty"`
 }
 
 // Result is what applying a Command produced.
@@ -121,6 +141,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if at.IsZero() {
 		at = start
 	}
+	// Events recorded by this entry carry its append time, the same on
+	// every server.
+	f.store.SetApplyTime(at)
 	var res any
 	if len(l.Data) > 0 && l.Data[0] == batchMagic {
 		res = f.applyPacked(l.Index, at, l.Data)
@@ -301,6 +324,28 @@ func (f *fsm) applyCommand(idx uint64, at time.Time, c *Command) *Result {
 		}
 	case OpReplicaReport:
 		err = f.store.ReplicaReport(idx, c.ID, c.Reports)
+	case OpPKIInit:
+		err = f.store.PKIInit(idx, c.PKI)
+	case OpKeyringSet:
+		err = f.store.PKISetKeyring(idx, c.Sealed)
+	case OpJoinTokenSet:
+		err = f.store.JoinTokenCreate(idx, c.JoinToken)
+	case OpJoinTokenDel:
+		err = f.store.JoinTokenDelete(idx, c.ID)
+	case OpACLBootstrap:
+		err = f.store.ACLBootstrap(idx, c.ACLToken)
+	case OpACLTokenSet:
+		err = f.store.ACLTokenCreate(idx, c.ACLToken)
+	case OpACLTokenDel:
+		err = f.store.ACLTokenDelete(idx, c.ID)
+	case OpACLPolicySet:
+		if err = checkPolicy(c.Policy); err == nil {
+			err = f.store.ACLPolicySet(idx, c.Policy)
+		}
+	case OpACLPolicyDel:
+		err = f.store.ACLPolicyDelete(idx, c.ID)
+	case OpEvent:
+		err = f.store.EventAppend(idx, c.Event)
 	default:
 		err = fmt.Errorf("unknown operation %q", c.Op)
 	}
@@ -318,7 +363,7 @@ func withError(res *Result, err error) *Result {
 	switch {
 	case errors.Is(err, state.ErrNotFound):
 		res.Kind = KindNotFound
-	case errors.Is(err, errConflict):
+	case errors.Is(err, errConflict), errors.Is(err, state.ErrExists):
 		res.Kind = KindConflict
 	}
 	return res

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"sync"
 	"time"
@@ -29,6 +30,9 @@ func (s *Server) monitorLeadership() {
 			return
 		case o := <-obsCh:
 			lo := o.Data.(raft.LeaderObservation)
+			// Requests on their way to the old leader (which may hang, not
+			// just fail, when it is paused or cut off) give up now.
+			s.newLeaderEpoch()
 			s.metrics.leaderChanges.Inc()
 			s.logger.Info("raft leader changed", "leader", string(lo.LeaderID))
 		case isLeader := <-s.raft.LeaderCh():
@@ -38,6 +42,29 @@ func (s *Server) monitorLeadership() {
 				stop = s.startLeaderLoop()
 			}
 		}
+	}
+}
+
+// leaderEpoch is a context that ends when the leader changes.
+type leaderEpoch struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// epoch returns the context of the current leader's term of office, as
+// this server knows it.
+func (s *Server) epoch() context.Context {
+	if e := s.leaderEpoch.Load(); e != nil {
+		return e.ctx
+	}
+	return context.Background()
+}
+
+// newLeaderEpoch ends the current epoch and starts the next.
+func (s *Server) newLeaderEpoch() {
+	ctx, cancel := context.WithCancel(context.Background())
+	if old := s.leaderEpoch.Swap(&leaderEpoch{ctx: ctx, cancel: cancel}); old != nil {
+		old.cancel()
 	}
 }
 
@@ -83,6 +110,14 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		if _, err := s.ApplyLocal(ctx, &Command{Op: OpClusterInit, ID: newUUID()}); err != nil {
 			s.logger.Warn("recording cluster id", "err", err)
 		}
+	}
+	if err := s.recordPKI(ctx); err != nil {
+		s.logger.Error("recording the cluster CA", "err", err)
+	}
+	term := s.raft.Stats()["term"]
+	if _, err := s.ApplyLocal(ctx, &Command{Op: OpEvent, Event: &api.Event{Type: api.EventLeaderElected, Subject: s.cfg.NodeName,
+		Message: fmt.Sprintf("%s leads (term %s)", s.cfg.NodeName, term), Attrs: map[string]string{"term": term}}}); err != nil {
+		s.logger.Warn("recording the leader election", "err", err)
 	}
 	// Every session gets a full TTL from now: the old leader's timers are
 	// lost with it, and clients deserve the grace.

@@ -7,6 +7,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,7 @@ import (
 	"github.com/herd-cluster/herd/api"
 	"github.com/herd-cluster/herd/internal/config"
 	"github.com/herd-cluster/herd/internal/logging"
+	"github.com/herd-cluster/herd/internal/pki"
 	"github.com/herd-cluster/herd/internal/state"
 )
 
@@ -66,6 +68,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the server's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Security secures Raft and the calls to other servers' APIs with
+	// mutual TLS and runs the cluster CA; nil means plaintext.
+	Security *Security
 	// LeaderTasks run while this server leads (after its barrier), each
 	// in its own goroutine until its context ends with the leadership.
 	LeaderTasks []func(ctx context.Context)
@@ -85,10 +90,15 @@ type Server struct {
 	store     *state.Store
 	metrics   *metrics
 	client    *http.Client
+	// scheme is how other servers' APIs are reached: http or https.
+	scheme string
 
 	// ready is true on the leader once every entry of earlier terms is
 	// applied, so reads on it are linearizable.
 	ready atomic.Bool
+	// leaderEpoch ends when the leader changes: forwards to the old
+	// leader stop waiting then.
+	leaderEpoch atomic.Pointer[leaderEpoch]
 
 	// sessions holds the TTL timers; used only while leader.
 	sessions *sessionTimers
@@ -113,20 +123,29 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HoldTimeout == 0 {
 		cfg.HoldTimeout = 7 * time.Second
 	}
+	tr := &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	scheme := "http"
+	if cfg.Security != nil {
+		// Other servers' APIs, as the servers they must be.
+		tr.TLSClientConfig = cfg.Security.Certs.ClientConfig(pki.RoleServer, false)
+		scheme = "https"
+	}
 	s := &Server{
 		cfg:        cfg,
 		logger:     cfg.Logger,
 		store:      state.New(),
 		shutdownCh: make(chan struct{}),
 		proposals:  make(chan *proposal, 4*maxPacked),
-		client: &http.Client{Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-			MaxIdleConnsPerHost: 256,
-			IdleConnTimeout:     30 * time.Second,
-		}},
+		client:     &http.Client{Transport: tr},
+		scheme:     scheme,
 	}
 	s.sessions = newSessionTimers()
+	s.newLeaderEpoch()
 	s.fsm = newFSM(s.store, nil)
 	s.metrics = newMetrics(cfg.Registerer, func() *raft.Raft { return s.raft }, s.fsm)
 	s.fsm.metrics = s.metrics
@@ -152,6 +171,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("opening snapshot store: %w", err)
 	}
 	stream := &listenerLayer{Listener: cfg.RPCListener, advertise: cfg.AdvertiseAddr}
+	if cfg.Security != nil {
+		stream.serverTLS = cfg.Security.Certs.NodeServerConfig(pki.RoleServer)
+		stream.clientTLS = cfg.Security.Certs.ClientConfig(pki.RoleServer, false)
+	}
 	s.stream = stream
 	s.transport = raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hl)
 
@@ -327,6 +350,9 @@ func (s *Server) Shutdown() error {
 		// Stop our goroutines while Raft still runs: a leader loop may be
 		// waiting on a Raft future, which a stopped Raft never answers.
 		close(s.shutdownCh)
+		if e := s.leaderEpoch.Load(); e != nil {
+			e.cancel()
+		}
 		s.wg.Wait()
 		if s.raft != nil {
 			err = s.raft.Shutdown().Error()
@@ -356,6 +382,9 @@ func (s *Server) Shutdown() error {
 type listenerLayer struct {
 	net.Listener
 	advertise net.Addr
+	// serverTLS and clientTLS, when set, make every Raft connection
+	// mutual TLS 1.3 between servers of the cluster.
+	serverTLS, clientTLS *tls.Config
 
 	// mu guards conns and closed.
 	mu     sync.Mutex
@@ -400,7 +429,11 @@ func (l *listenerLayer) Accept() (net.Conn, error) {
 	}
 	l.conns[c] = struct{}{}
 	l.handlers.Add(1)
-	return &trackedConn{Conn: c, l: l}, nil
+	tc := &trackedConn{Conn: c, raw: c, l: l}
+	if l.serverTLS != nil {
+		tc.Conn = tls.Server(c, l.serverTLS)
+	}
+	return tc, nil
 }
 
 func (l *listenerLayer) Close() error {
@@ -418,6 +451,7 @@ func (l *listenerLayer) Close() error {
 // trackedConn forgets itself when closed.
 type trackedConn struct {
 	net.Conn
+	raw  net.Conn // the accepted TCP connection, the key in l.conns
 	l    *listenerLayer
 	once sync.Once
 }
@@ -425,7 +459,7 @@ type trackedConn struct {
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.l.mu.Lock()
-		delete(c.l.conns, c.Conn)
+		delete(c.l.conns, c.raw)
 		c.l.mu.Unlock()
 		c.l.handlers.Done()
 	})
@@ -433,7 +467,17 @@ func (c *trackedConn) Close() error {
 }
 
 func (l *listenerLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(addr), timeout)
+	if l.clientTLS == nil {
+		return net.DialTimeout("tcp", string(addr), timeout)
+	}
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: l.clientTLS}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", string(addr))
+	if err != nil {
+		return nil, fmt.Errorf("dialing raft peer %s: %w", addr, err)
+	}
+	return c, nil
 }
 
 func (l *listenerLayer) Addr() net.Addr {

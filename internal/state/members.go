@@ -19,10 +19,16 @@ func (s *Store) MemberUpsert(idx uint64, m *api.Member) error {
 	}
 	n := *m
 	n.ModifyIndex = idx
+	var old *api.Member
 	if raw != nil {
-		old := raw.(*api.Member)
+		old = raw.(*api.Member)
 		if old.Status == n.Status && !old.StatusSince.IsZero() {
 			n.StatusSince = old.StatusSince
+		}
+	}
+	if typ, msg := memberEvent(old, &n); typ != "" {
+		if err := s.addEvent(txn, idx, typ, n.Name, msg, map[string]string{"role": n.Role}); err != nil {
+			return err
 		}
 	}
 	if err := txn.Insert(tableMembers, &n); err != nil {

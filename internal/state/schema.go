@@ -20,6 +20,12 @@ const (
 	tableNodes      = "nodes"
 	tableReplicas   = "replicas"
 
+	tablePKI         = "pki"
+	tableJoinTokens  = "join_tokens"
+	tableACLPolicies = "acl_policies"
+	tableACLTokens   = "acl_tokens"
+	tableEvents      = "events"
+
 	// tableReaped is not a table but a row of the index table: the
 	// highest index of a reaped tombstone.
 	tableReaped = "tombstones_reaped"
@@ -45,6 +51,20 @@ type metaEntry struct {
 }
 
 func schema() *memdb.DBSchema {
+	s := baseSchema()
+	for name, t := range securityTables() {
+		s.Tables[name] = t
+	}
+	s.Tables[tableEvents] = &memdb.TableSchema{
+		Name: tableEvents,
+		Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: eventSeqIndex{}},
+		},
+	}
+	return s
+}
+
+func baseSchema() *memdb.DBSchema {
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 		tableKV: {
 			Name: tableKV,

@@ -27,7 +27,16 @@ func (s *Store) ServiceUpsert(idx uint64, svc *api.Service) error {
 		old = raw.(*api.ServiceEntry)
 		e.CreateIndex = old.CreateIndex
 	}
-	setRunVersion(e, old, idx)
+	setRunVersion(e, old, idx, s.now())
+	if e.Rollout != nil && e.RunVersion == idx && (old == nil || old.RunVersion != idx) {
+		msg := fmt.Sprintf("service %s: rollout of version %d started", e.Name, idx)
+		if old == nil || old.Run == nil {
+			msg = fmt.Sprintf("service %s: version %d placed", e.Name, idx)
+		}
+		if err := s.addEvent(txn, idx, api.EventRolloutStarted, e.Name, msg, map[string]string{"version": fmt.Sprint(idx)}); err != nil {
+			return err
+		}
+	}
 	if err := txn.Insert(tableServices, e); err != nil {
 		return fmt.Errorf("service upsert: %w", err)
 	}
@@ -41,7 +50,7 @@ func (s *Store) ServiceUpsert(idx uint64, svc *api.Service) error {
 // setRunVersion gives e (replacing old, nil if new) its RunVersion and
 // Rollout: a run section whose version key changed starts a rollout at
 // idx, remembering the last completed version to revert to.
-func setRunVersion(e, old *api.ServiceEntry, idx uint64) {
+func setRunVersion(e, old *api.ServiceEntry, idx uint64, now time.Time) {
 	if e.Run == nil {
 		return
 	}
@@ -49,7 +58,7 @@ func setRunVersion(e, old *api.ServiceEntry, idx uint64) {
 		e.RunVersion, e.Rollout = old.RunVersion, old.Rollout
 		return
 	}
-	r := &api.Rollout{Version: idx, State: api.RolloutProgress, Since: time.Now().UTC()}
+	r := &api.Rollout{Version: idx, State: api.RolloutProgress, Since: now}
 	if old != nil && old.Rollout != nil {
 		r.StableVersion, r.StableRun = old.Rollout.StableVersion, old.Rollout.StableRun
 		if old.Rollout.State == api.RolloutComplete {
@@ -80,7 +89,20 @@ func (s *Store) ServiceSetRollout(idx uint64, name string, version uint64, state
 	e := *old
 	r := *old.Rollout
 	if r.State != state {
-		r.Since = time.Now().UTC()
+		r.Since = s.now()
+		typ := map[string]string{api.RolloutComplete: api.EventRolloutComplete, api.RolloutFailed: api.EventRolloutFailed, api.RolloutReverted: api.EventRolloutReverted}[state]
+		if state == api.RolloutReverted && r.StableRun == nil {
+			typ = api.EventRolloutFailed
+		}
+		if typ != "" {
+			text := fmt.Sprintf("service %s: rollout of version %d %s", name, version, state)
+			if msg != "" {
+				text += ": " + msg
+			}
+			if err := s.addEvent(txn, idx, typ, name, text, map[string]string{"version": fmt.Sprint(version)}); err != nil {
+				return err
+			}
+		}
 	}
 	r.State, r.Message = state, msg
 	switch {
@@ -96,7 +118,7 @@ func (s *Store) ServiceSetRollout(idx uint64, name string, version uint64, state
 		back.Replicas, back.Autoscale = old.Run.Replicas, old.Run.Autoscale
 		e.Run = &back
 		e.RunVersion = r.StableVersion
-		r = api.Rollout{Version: r.StableVersion, State: api.RolloutProgress, Since: time.Now().UTC(),
+		r = api.Rollout{Version: r.StableVersion, State: api.RolloutProgress, Since: s.now(),
 			Message: msg, RevertedFrom: version,
 			StableVersion: r.StableVersion, StableRun: r.StableRun}
 	case state == api.RolloutReverted:

@@ -39,7 +39,7 @@ func (s *Store) Snapshot() *Snapshot {
 }
 
 // snapshotTables lists the tables in the order they are written.
-var snapshotTables = []string{tableMeta, tableIndex, tableMembers, tableSessions, tableKV, tableTombstones, tableServices, tableNodes, tableReplicas}
+var snapshotTables = []string{tableMeta, tableIndex, tableMembers, tableSessions, tableKV, tableTombstones, tableServices, tableNodes, tableReplicas, tablePKI, tableJoinTokens, tableACLPolicies, tableACLTokens, tableEvents}
 
 // WriteTo streams the snapshot as JSON lines.
 func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
@@ -160,6 +160,16 @@ func newObject(table string) (any, error) {
 		return &api.Node{}, nil
 	case tableReplicas:
 		return &api.Replica{}, nil
+	case tablePKI:
+		return &PKI{}, nil
+	case tableJoinTokens:
+		return &JoinTokenEntry{}, nil
+	case tableACLPolicies:
+		return &api.ACLPolicy{}, nil
+	case tableACLTokens:
+		return &ACLTokenEntry{}, nil
+	case tableEvents:
+		return &api.Event{}, nil
 	}
 	return nil, fmt.Errorf("unknown table %q", table)
 }

@@ -81,7 +81,13 @@ func fillStore(t testing.TB, s *Store) uint64 {
 		Address: "10.0.0.1", Ports: map[string]int{"http": 20000}, Desired: api.DesiredRun, State: api.ReplicaBackoff,
 		Health: api.HealthUnknown, Restarts: 4, ExitCode: &code, Resources: api.Resources{CPU: 100, MemoryMB: 64},
 		StartedAt: time.Date(2024, 5, 7, 1, 0, 0, 0, time.UTC)}}}))
-	return 29
+	must(s.PKIInit(30, &PKI{CACert: "-----BEGIN CERTIFICATE-----\n...", CAHash: "sha256:00", CAKey: []byte{1, 2, 3}, Keyring: []byte{4, 5}}))
+	must(s.JoinTokenCreate(31, &JoinTokenEntry{JoinToken: api.JoinToken{ID: "0123456789abcdef", Role: "client",
+		ExpiresAt: time.Date(2024, 5, 8, 0, 0, 0, 0, time.UTC), CreateTime: time.Date(2024, 5, 7, 0, 0, 0, 0, time.UTC)}, SecretHash: "ab"}))
+	must(s.ACLPolicySet(32, &api.ACLPolicy{Name: "kv-read", Rules: []api.ACLRule{{Resource: "kv", Prefix: "app/", Access: "read"}}}))
+	must(s.ACLBootstrap(33, &ACLTokenEntry{ACLToken: api.ACLToken{AccessorID: "fedcba9876543210", Management: true,
+		CreateTime: time.Date(2024, 5, 7, 0, 0, 0, 0, time.UTC)}, SecretHash: "cd"}))
+	return 33
 }
 
 func TestSnapshotRestoreRoundTrip(t *testing.T) {

@@ -25,6 +25,11 @@ type Store struct {
 	// acquire, never inside the FSM, so replicas cannot diverge on it.
 	lockDelayMu sync.Mutex
 	lockDelay   map[string]time.Time
+
+	// applyMu guards applyTime, the time of the log entry being applied,
+	// which events carry.
+	applyMu   sync.Mutex
+	applyTime time.Time
 }
 
 // ErrNotFound is returned by writes that name a missing object.
@@ -65,7 +70,7 @@ func (s *Store) writeTxn() *memdb.Txn {
 // LatestIndex is the Raft index of the last write applied to the store.
 func (s *Store) LatestIndex() uint64 {
 	txn := s.readTxn()
-	idx, _ := maxIndex(txn, nil, tableKV, tableSessions, tableMembers, tableMeta, tableServices, tableNodes, tableReplicas)
+	idx, _ := maxIndex(txn, nil, tableKV, tableSessions, tableMembers, tableMeta, tableServices, tableNodes, tableReplicas, tablePKI, tableJoinTokens, tableACLPolicies, tableACLTokens, tableEvents)
 	return idx
 }
 

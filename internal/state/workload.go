@@ -165,8 +165,15 @@ func (s *Store) ReplicaApplyPlan(idx uint64, p *ReplicaPlan) error {
 		}
 		e := *r
 		e.CreateIndex, e.ModifyIndex = idx, idx
+		var old *api.Replica
 		if raw != nil {
-			e.CreateIndex = raw.(*api.Replica).CreateIndex
+			old = raw.(*api.Replica)
+			e.CreateIndex = old.CreateIndex
+		}
+		if typ, msg := replicaPlanEvent(old, &e); typ != "" {
+			if err := s.addEvent(txn, idx, typ, e.ID, msg, replicaAttrs(&e)); err != nil {
+				return err
+			}
 		}
 		if err := txn.Insert(tableReplicas, &e); err != nil {
 			return fmt.Errorf("replica plan: %w", err)
@@ -216,6 +223,11 @@ func (s *Store) ReplicaReport(idx uint64, node string, reports []api.ReplicaStat
 		e.Health, e.Restarts, e.CrashLoop, e.Error, e.ExitCode = st.Health, st.Restarts, st.CrashLoop, st.Error, st.ExitCode
 		e.Enforced, e.StartedAt, e.HealthySince = st.Enforced, st.StartedAt, st.HealthySince
 		e.ModifyIndex = idx
+		if typ, msg := replicaReportEvent(raw.(*api.Replica), &e); typ != "" {
+			if err := s.addEvent(txn, idx, typ, e.ID, msg, replicaAttrs(&e)); err != nil {
+				return err
+			}
+		}
 		if err := txn.Insert(tableReplicas, &e); err != nil {
 			return fmt.Errorf("replica report: %w", err)
 		}

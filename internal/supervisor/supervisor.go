@@ -49,6 +49,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// startupQuiet is how long after start a failure to read this node's
+// replicas is expected (the agent is still joining) and logged quietly.
+const startupQuiet = 10 * time.Second
+
 // Supervisor runs one node's replicas.
 type Supervisor struct {
 	cfg    Config
@@ -120,13 +124,20 @@ func (s *Supervisor) Run(ctx context.Context) error {
 
 	var index uint64
 	backoff := 100 * time.Millisecond
+	// Until the first read succeeds (the agent may still be joining),
+	// failures are expected: they are logged at debug level for a while.
+	quietUntil, fetched := time.Now().Add(startupQuiet), false
 	for ctx.Err() == nil {
 		idx, reps, err := s.cfg.Fetch(ctx, index)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			s.logger.Warn("reading this node's replicas", "err", err)
+			if !fetched && time.Now().Before(quietUntil) {
+				s.logger.Debug("reading this node's replicas (the agent may still be joining)", "err", err)
+			} else {
+				s.logger.Warn("reading this node's replicas", "err", err)
+			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(backoff):
@@ -135,6 +146,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		fetched = true
 		if idx < index {
 			idx = 0 // the index went back (a restored cluster): start over
 		}

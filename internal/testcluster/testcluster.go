@@ -7,6 +7,7 @@ package testcluster
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -28,6 +29,12 @@ type Options struct {
 	Configure func(i int, c *config.Config)
 	// Verbose sends agent logs to stderr (also with HERD_TEST_LOG=1).
 	Verbose bool
+	// Logs, when set, receives every agent's logs (debug level, JSON).
+	Logs io.Writer
+	// Insecure runs every agent with security off (plaintext, no ACLs).
+	// By default the first server creates the cluster CA, the cluster's
+	// ACLs are bootstrapped, and the other agents join with tokens.
+	Insecure bool
 }
 
 // Node is one agent of the cluster, which may be stopped and restarted
@@ -38,6 +45,7 @@ type Node struct {
 
 	mu    sync.Mutex
 	agent *agent.Agent
+	c     *Cluster
 }
 
 // Agent returns the running agent, or nil while it is stopped.
@@ -54,7 +62,22 @@ func (n *Node) Client(t testing.TB) *api.Client {
 	if a == nil {
 		t.Fatalf("node %s is stopped", n.Name)
 	}
-	c, err := api.NewClient(a.APIAddr())
+	c, err := api.NewClientConfig(api.Config{Address: a.APIURL(), Token: n.c.Token, CACert: n.c.CACert, IgnoreEnv: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// ClientWithToken returns an API client for this node that sends token
+// (empty: none).
+func (n *Node) ClientWithToken(t testing.TB, token string) *api.Client {
+	t.Helper()
+	a := n.Agent()
+	if a == nil {
+		t.Fatalf("node %s is stopped", n.Name)
+	}
+	c, err := api.NewClientConfig(api.Config{Address: a.APIURL(), Token: token, CACert: n.c.CACert, IgnoreEnv: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +89,12 @@ type Cluster struct {
 	t      testing.TB
 	logger *slog.Logger
 	Nodes  []*Node
+	// Token is the management token of a secure cluster ("" when
+	// insecure); CACert the file of its CA.
+	Token  string
+	CACert string
+	// ServerToken and ClientToken are join tokens for more agents.
+	ServerToken, ClientToken string
 }
 
 // Fast returns herd's defaults with tighter timers suited to tests on
@@ -88,6 +117,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if opts.Verbose || os.Getenv("HERD_TEST_LOG") != "" {
 		c.logger = logging.New(os.Stderr, "debug", "text")
 	}
+	if opts.Logs != nil {
+		c.logger = logging.New(opts.Logs, "debug", "json")
+	}
 	total := opts.Servers + opts.Clients
 	// Every node of every test shares 127.0.0.1: give each its own slice
 	// of replica ports, from a random base so that parallel test binaries
@@ -103,29 +135,83 @@ func Start(t testing.TB, opts Options) *Cluster {
 		cfg.BindAddr = "127.0.0.1"
 		cfg.DataDir = t.TempDir()
 		cfg.Server = i < opts.Servers
+		cfg.Security.Disabled = opts.Insecure
+		// Certificates live an hour: tests of rotation shorten it.
+		cfg.Security.CertTTL = config.Duration(time.Hour)
+		cfg.Security.AuditLog = "off"
 		if cfg.Server {
 			cfg.NodeName = fmt.Sprintf("server%d", i+1)
-			cfg.BootstrapExpect = opts.Servers
+			if opts.Insecure {
+				cfg.BootstrapExpect = opts.Servers
+			}
 		} else {
 			cfg.NodeName = fmt.Sprintf("client%d", i-opts.Servers+1)
+		}
+		if i > 0 {
+			cfg.RetryJoin = []string{c.Nodes[0].Agent().APIAddr()}
+			if !opts.Insecure {
+				cfg.Security.Token = c.ClientToken
+				if cfg.Server {
+					cfg.Security.Token = c.ServerToken
+				}
+			}
 		}
 		if opts.Configure != nil {
 			opts.Configure(i, &cfg)
 		}
-		if i > 0 {
-			cfg.RetryJoin = []string{c.Nodes[0].Agent().GossipAddr()}
-		}
-		n := &Node{Name: cfg.NodeName, Config: cfg}
+		n := &Node{Name: cfg.NodeName, Config: cfg, c: c}
 		c.Nodes = append(c.Nodes, n)
 		if err := c.startNode(n, true); err != nil {
 			t.Fatalf("starting %s: %v", n.Name, err)
+		}
+		if i == 0 && !opts.Insecure && cfg.Server && !cfg.Security.Disabled {
+			c.secure(n)
 		}
 	}
 	t.Cleanup(c.Stop)
 	if opts.Servers > 0 {
 		c.WaitLeader(15 * time.Second)
 	}
+	c.WaitFor(15*time.Second, "every agent to see every other alive", func() bool {
+		for _, n := range c.Nodes {
+			alive := 0
+			for _, m := range n.Agent().Members() {
+				if m.Status == api.MemberAlive {
+					alive++
+				}
+			}
+			if alive < total {
+				return false
+			}
+		}
+		return true
+	})
 	return c
+}
+
+// secure bootstraps the ACLs of the cluster the first server created and
+// makes the join tokens the others use.
+func (c *Cluster) secure(first *Node) {
+	c.t.Helper()
+	c.CACert = first.Agent().CACertFile()
+	c.WaitLeader(15 * time.Second)
+	ctx := Ctx(c.t, 15*time.Second)
+	anon := first.ClientWithToken(c.t, "")
+	defer anon.Close()
+	boot, err := anon.ACLBootstrap(ctx)
+	if err != nil {
+		c.t.Fatalf("acl bootstrap: %v", err)
+	}
+	c.Token = boot.SecretID
+	mgmt := first.Client(c.t)
+	defer mgmt.Close()
+	for role, dst := range map[string]*string{"server": &c.ServerToken, "client": &c.ClientToken} {
+		jt, err := mgmt.JoinTokenCreate(ctx, &api.JoinTokenRequest{Role: role, Description: "testcluster " + role + "s"})
+		if err != nil {
+			c.t.Fatalf("creating a %s join token: %v", role, err)
+		}
+		*dst = jt.Token
+	}
 }
 
 func (c *Cluster) startNode(n *Node, first bool) error {
@@ -243,7 +329,7 @@ func (c *Cluster) Restart(n *Node) {
 	var join []string
 	for _, o := range c.Nodes {
 		if a := o.Agent(); a != nil && o != n {
-			join = append(join, a.GossipAddr())
+			join = append(join, a.APIAddr())
 		}
 	}
 	n.Config.RetryJoin = join
@@ -251,6 +337,10 @@ func (c *Cluster) Restart(n *Node) {
 		c.t.Fatalf("restarting %s: %v", n.Name, err)
 	}
 }
+
+// StartNode starts a stopped node again with its Config as it is now
+// (Restart sets the join addresses first; this does not).
+func (c *Cluster) StartNode(n *Node) error { return c.startNode(n, false) }
 
 // Node returns the node with the given name.
 func (c *Cluster) Node(name string) *Node {

@@ -5,6 +5,7 @@ package exec
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/user"
@@ -92,6 +93,30 @@ func waitFile(t *testing.T, path string) string {
 			t.Fatalf("%s not written within 5s", path)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitChild reads the pid of a background "sleep" the script wrote to
+// path and waits until that process runs sleep: between its fork and its
+// exec it is still a copy of the shell, with the shell's traps, and a
+// signal sent then is lost with the exec (the shell runs the trap, the
+// sleep that follows never sees the signal).
+func waitChild(t *testing.T, path string) int {
+	t.Helper()
+	pid, err := strconv.Atoi(waitFile(t, path))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err == nil && strings.TrimSpace(string(comm)) == "sleep" {
+			return pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("child %d did not exec sleep within 5s (comm %q, %v)", pid, comm, err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -257,7 +282,7 @@ func TestUser(t *testing.T) {
 func TestStopHonoursStopSignal(t *testing.T) {
 	tk := shTask(t, `trap 'echo bye; exit 7' TERM; sleep 100 & echo $! > child; wait`)
 	h := start(t, newDriver(), tk)
-	child, _ := strconv.Atoi(waitFile(t, filepath.Join(tk.WorkDir, "child")))
+	child := waitChild(t, filepath.Join(tk.WorkDir, "child"))
 
 	began := time.Now()
 	stop(t, h)
@@ -280,7 +305,7 @@ func TestStopKillsAfterTimeout(t *testing.T) {
 	tk := shTask(t, `trap '' TERM; sleep 100 & echo $! > child; wait`)
 	tk.KillTimeout = 300 * time.Millisecond
 	h := start(t, newDriver(), tk)
-	child, _ := strconv.Atoi(waitFile(t, filepath.Join(tk.WorkDir, "child")))
+	child := waitChild(t, filepath.Join(tk.WorkDir, "child"))
 
 	began := time.Now()
 	stop(t, h)
@@ -314,7 +339,7 @@ func TestStopAfterExitKillsLeftovers(t *testing.T) {
 	if exit := wait(t, h); exit.Code != 0 {
 		t.Fatalf("exit %+v", exit)
 	}
-	child, _ := strconv.Atoi(waitFile(t, filepath.Join(tk.WorkDir, "child")))
+	child := waitChild(t, filepath.Join(tk.WorkDir, "child"))
 	if !alive(child) {
 		t.Fatalf("child %d not running before Stop", child)
 	}
@@ -417,7 +442,7 @@ func TestRecoverAndStop(t *testing.T) {
 	d := newDriver()
 	tk := shTask(t, `sleep 100 & echo $! > child; wait`)
 	orig := start(t, d, tk)
-	child, _ := strconv.Atoi(waitFile(t, filepath.Join(tk.WorkDir, "child")))
+	child := waitChild(t, filepath.Join(tk.WorkDir, "child"))
 	h, err := d.Recover(context.Background(), tk, orig.State())
 	if err != nil {
 		t.Fatal(err)

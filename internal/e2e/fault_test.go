@@ -1,0 +1,161 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pidOf is the host PID of a container's first process, for nsenter.
+func pidOf(ctx context.Context, n node) (string, error) {
+	return docker(ctx, "inspect", "-f", "{{.State.Pid}}", container(n))
+}
+
+// inNetns runs a command in a container's network namespace from the
+// host (the image has no tools of its own).
+func inNetns(ctx context.Context, n node, args ...string) error {
+	pid, err := pidOf(ctx, n)
+	if err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, "nsenter", append([]string{"-t", pid, "-n"}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("nsenter %s %s: %w: %s", n.name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// partition drops every packet between n and each of peers, both ways,
+// by firewall rules in n's network namespace.
+func partition(ctx context.Context, n node, peers ...node) error {
+	for _, p := range peers {
+		if err := inNetns(ctx, n, "iptables", "-I", "INPUT", "-s", p.ip, "-j", "DROP"); err != nil {
+			return err
+		}
+		if err := inNetns(ctx, n, "iptables", "-I", "OUTPUT", "-d", p.ip, "-j", "DROP"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// heal removes n's partition rules.
+func heal(ctx context.Context, n node) error {
+	if err := inNetns(ctx, n, "iptables", "-F", "INPUT"); err != nil {
+		return err
+	}
+	return inNetns(ctx, n, "iptables", "-F", "OUTPUT")
+}
+
+// TestIsolateLeader cuts the leader off from the other two servers for
+// 15 s (the clients still reach it): the majority elects a new leader;
+// the old one must not acknowledge a write or serve a stale read meanwhile
+// (the register history stays linearizable), and rejoins as a follower.
+func TestIsolateLeader(t *testing.T) {
+	scenario(t, "isolate the leader from the majority", func(r *run) {
+		time.Sleep(5 * time.Second)
+		victim := r.leader()
+		var others []node
+		for _, n := range nodes {
+			if n.server && n != victim {
+				others = append(others, n)
+			}
+		}
+		if err := partition(r.ctx, victim, others...); err != nil {
+			r.t.Fatal(err)
+		}
+		r.failover(victim, time.Now())
+		time.Sleep(15 * time.Second)
+		if err := heal(r.ctx, victim); err != nil {
+			r.t.Fatal(err)
+		}
+		r.alive(victim)
+		time.Sleep(5 * time.Second)
+	})
+}
+
+// TestSlowLossyFollower gives one follower a slow, lossy link (200 ms ±
+// 50 ms and 5% loss with netem on its interface; on a kernel without
+// netem, 5% loss alone, by a random firewall drop) for 20 s under load:
+// the cluster goes on, nothing is lost, reads stay linearizable.
+func TestSlowLossyFollower(t *testing.T) {
+	name := "200±50 ms, 5% loss on a follower"
+	if !netemAvailable() {
+		name = "5% loss on a follower (no netem)"
+	}
+	scenario(t, name, func(r *run) {
+		time.Sleep(3 * time.Second)
+		leader := r.leader()
+		var victim node
+		for _, n := range nodes {
+			if n.server && n != leader {
+				victim = n
+				break
+			}
+		}
+		undo := degrade(r, victim)
+		time.Sleep(20 * time.Second)
+		undo()
+		r.alive(victim)
+		time.Sleep(3 * time.Second)
+	})
+}
+
+// netemAvailable reports whether this kernel has the netem qdisc (this
+// machine's kernel, for one, does not ship sch_netem): it tries one on
+// the loopback of a throw-away network namespace.
+func netemAvailable() bool {
+	ns := fmt.Sprintf("herd-netem-probe-%d", os.Getpid())
+	if exec.Command("ip", "netns", "add", ns).Run() != nil {
+		return false
+	}
+	defer exec.Command("ip", "netns", "del", ns).Run()
+	return exec.Command("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms").Run() == nil
+}
+
+// degrade slows and thins n's link and returns how to undo it.
+func degrade(r *run, n node) func() {
+	r.t.Helper()
+	if netemAvailable() {
+		if err := inNetns(r.ctx, n, "tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "200ms", "50ms", "loss", "5%"); err != nil {
+			r.t.Fatal(err)
+		}
+		return func() {
+			if err := inNetns(r.ctx, n, "tc", "qdisc", "del", "dev", "eth0", "root"); err != nil {
+				r.t.Error(err)
+			}
+		}
+	}
+	r.t.Log("this kernel has no netem qdisc: 5% loss only, by a random firewall drop")
+	for _, chain := range []string{"INPUT", "OUTPUT"} {
+		if err := inNetns(r.ctx, n, "iptables", "-I", chain, "-m", "statistic", "--mode", "random", "--probability", "0.05", "-j", "DROP"); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return func() {
+		if err := heal(r.ctx, n); err != nil {
+			r.t.Error(err)
+		}
+	}
+}
+
+// TestRollingRestart restarts every agent in turn (a graceful stop, then
+// a start from its data), servers and clients, under load.
+func TestRollingRestart(t *testing.T) {
+	scenario(t, "rolling restart of all five", func(r *run) {
+		for _, n := range nodes {
+			time.Sleep(3 * time.Second)
+			if _, err := docker(r.ctx, "restart", "-t", "15", container(n)); err != nil {
+				r.t.Fatal(err)
+			}
+			r.alive(n)
+		}
+		time.Sleep(3 * time.Second)
+	})
+}
