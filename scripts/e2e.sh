@@ -10,7 +10,9 @@ GO=${GO:-go}
 ctx=$(mktemp -d /tmp/herd-e2e-image.XXXXXX)
 trap 'rm -rf "$ctx"' EXIT
 CGO_ENABLED=0 "$GO" build -o "$ctx/herd" ./cmd/herd
-cp deploy/Dockerfile "$ctx/Dockerfile"
+# The test backend the workload scenarios run as replicas (exec driver).
+CGO_ENABLED=0 "$GO" build -o "$ctx/webserver" ./internal/agent/testdata/webserver
+{ cat deploy/Dockerfile; echo 'COPY webserver /webserver'; } > "$ctx/Dockerfile"
 docker build -q -t herd:e2e "$ctx" >/dev/null
 echo "e2e: image herd:e2e built; running the scenarios ..."
 "$GO" test -tags e2e -count=1 -timeout 12m -v ./internal/e2e

@@ -264,6 +264,9 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 		}
 	}
 	a.goFunc(func() { a.peersLoop(ctx) })
+	// Members on the far side of a partition that outlasted gossip's
+	// memory of the dead are joined again when it heals.
+	a.goFunc(func() { a.gossip.Reconnect(ctx, 2*time.Second) })
 	if a.sec != nil && !a.sec.byo {
 		// Their own context: a leave stops them first, so that their
 		// long-polls do not hold up the API's graceful shutdown.

@@ -87,7 +87,10 @@ type pass struct {
 	c     *Controller
 	now   time.Time
 	nodes map[string]*api.Node
-	plan  state.ReplicaPlan
+	// nodeList and reps are what the pass read, for scratch accounting.
+	nodeList []*api.Node
+	reps     []*api.Replica
+	plan     state.ReplicaPlan
 	// next is the earliest time a deadline makes a new pass worthwhile.
 	next     time.Duration
 	rollouts []*server.Command
@@ -128,6 +131,7 @@ func (c *Controller) Reconcile(ctx context.Context, ws memdb.WatchSet) (time.Dur
 		reps[i] = &cp
 	}
 	p.markLost(reps)
+	p.nodeList, p.reps = nodes, reps
 	cluster := scheduler.NewCluster(nodes, reps)
 
 	bySvc := map[string][]*api.Replica{}
@@ -331,8 +335,66 @@ func (p *pass) service(cluster *scheduler.Cluster, svc *api.ServiceEntry, rs []*
 				p.stop(r, "scaled down")
 			}
 		}
+		old = p.makeRoom(cluster, svc, run, current, old, proven, want)
 	}
 	p.rollout(svc, run, current, old, want, failed)
+}
+
+// makeRoom handles a rollout with no room for a new replica to start
+// beside the old ones (distinct_hosts with as many replicas as nodes, or
+// full nodes, or a node lost mid-rollout): for each new replica waiting
+// for a place, an old replica whose node would then fit it stops first,
+// as long as no more than max_parallel replicas are unavailable at a
+// time. The waiting replica is placed once the old one has stopped. It
+// returns the old replicas that still run.
+func (p *pass) makeRoom(cluster *scheduler.Cluster, svc *api.ServiceEntry, run *api.Run, current, old []*api.Replica, proven, want int) []*api.Replica {
+	waiting := 0
+	for _, r := range current {
+		if r.Node == "" {
+			waiting++
+		}
+	}
+	budget := proven + len(old) - (want - run.Update.MaxParallel)
+	if waiting == 0 || budget <= 0 {
+		return old
+	}
+	stopped := map[string]bool{}
+	for _, cand := range cluster.PickStop(run, old, len(old)) {
+		if waiting == 0 || budget <= 0 {
+			break
+		}
+		if p.roomWithout(svc, run, cand) {
+			p.stop(cand, "making room for the new version")
+			stopped[cand.ID] = true
+			waiting--
+			budget--
+		}
+	}
+	var left []*api.Replica
+	for _, r := range old {
+		if !stopped[r.ID] {
+			left = append(left, r)
+		}
+	}
+	return left
+}
+
+// roomWithout reports whether a new replica of the service would find a
+// node if replica gone were not there, judged on scratch accounting of
+// what this pass read and planned so far.
+func (p *pass) roomWithout(svc *api.ServiceEntry, run *api.Run, gone *api.Replica) bool {
+	seen := map[string]bool{gone.ID: true}
+	var rs []*api.Replica
+	for _, list := range [][]*api.Replica{p.reps, p.plan.Upsert} {
+		for _, r := range list {
+			if !seen[r.ID] {
+				seen[r.ID] = true
+				rs = append(rs, r)
+			}
+		}
+	}
+	plan := scheduler.NewCluster(p.nodeList, rs).Place(scheduler.Request{Service: svc.Name, Run: run, Count: 1})
+	return len(plan.Placements) == 1
 }
 
 // stable reports whether a replica has been healthy for the update's

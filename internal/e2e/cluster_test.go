@@ -87,7 +87,8 @@ func startCluster(t *testing.T) *cluster {
 	c := &cluster{t: t, ca: filepath.Join(t.TempDir(), "ca.pem")}
 	run := func(n node, extra ...string) {
 		args := []string{"run", "-d", "--name", container(n), "--hostname", n.name, "--network", network, "--ip", n.ip,
-			image, "agent", "--node", n.name, "--data-dir", "/data", "--bind", n.ip, "--log-level", "debug"}
+			image, "agent", "--node", n.name, "--data-dir", "/data", "--bind", n.ip, "--log-level", "debug",
+			"--gateway-http", fmt.Sprintf("0.0.0.0:%d", gatewayPort)}
 		if n.server {
 			args = append(args, "--server")
 		}

@@ -158,6 +158,12 @@ func (r *run) alive(n node) {
 // then checks that every acknowledged write is in the store and that the
 // register history is linearizable, and reports.
 func scenario(t *testing.T, name string, steps func(r *run)) {
+	scenarioWith(t, name, steps, nil)
+}
+
+// scenarioWith is scenario with finish, which fills in the report's row
+// (and may fail the test on its own bars) after the checks.
+func scenarioWith(t *testing.T, name string, steps func(r *run), finish func(*row)) {
 	c := startCluster(t)
 	defer func() {
 		if t.Failed() {
@@ -173,6 +179,7 @@ func scenario(t *testing.T, name string, steps func(r *run)) {
 	defer cancel()
 	history, stop := writers(ctx, c, 4)
 	registers := registerClients(ctx, c, 3)
+	locks := lockClients(ctx, c, 3)
 	r := &run{t: t, c: c, ctx: ctx, obs: c.client(nodes[3]), history: history}
 	defer r.obs.Close()
 
@@ -180,6 +187,10 @@ func scenario(t *testing.T, name string, steps func(r *run)) {
 
 	stop()
 	regOps := registers()
+	lockRep := checkHolds(locks())
+	for _, v := range lockRep.violations {
+		t.Errorf("lock: %s", v)
+	}
 	hist := history()
 	reader := c.client(nodes[3])
 	defer reader.Close()
@@ -212,8 +223,12 @@ func scenario(t *testing.T, name string, steps func(r *run)) {
 		}
 	}
 	lin := checkLinearizable(t, strings.ReplaceAll(name, " ", "-"), regOps)
-	report(t, row{scenario: name, ops: len(hist) + len(regOps), failed: failed, lost: lost,
-		linearizable: fmt.Sprintf("%s (%d ops)", lin, len(regOps)), failover: fo, recovery: "-", gateway: "-"})
+	rw := row{scenario: name, ops: len(hist) + len(regOps), failed: failed, lost: lost,
+		linearizable: fmt.Sprintf("%s (%d ops)", lin, len(regOps)), locks: lockRep.String(), failover: fo, recovery: "-", gateway: "-"}
+	if finish != nil {
+		finish(&rw)
+	}
+	report(t, rw)
 }
 
 // TestLeaderKillLoop kills the Raft leader's container every 10 s, six
@@ -262,9 +277,10 @@ func TestLeaderPause(t *testing.T) {
 
 // row is one line of the e2e report.
 type row struct {
-	scenario                                  string
-	ops, failed, lost                         int
-	linearizable, failover, recovery, gateway string
+	scenario                                string
+	ops, failed, lost                       int
+	linearizable, locks, failover, recovery string
+	gateway                                 string
 }
 
 // rows are the report's lines, printed as one table when the suite ends.
@@ -274,7 +290,7 @@ var (
 )
 
 func report(t *testing.T, r row) {
-	line := fmt.Sprintf("%-36s | %7d | %6d | %4d | %-22s | %8s | %8s | %s", r.scenario, r.ops, r.failed, r.lost, r.linearizable, r.failover, r.recovery, r.gateway)
+	line := fmt.Sprintf("%-36s | %7d | %6d | %4d | %-22s | %-26s | %8s | %8s | %s", r.scenario, r.ops, r.failed, r.lost, r.linearizable, r.locks, r.failover, r.recovery, r.gateway)
 	t.Log(line)
 	rowsMu.Lock()
 	rows = append(rows, line)
@@ -284,7 +300,7 @@ func report(t *testing.T, r row) {
 // TestMain runs the scenarios and prints the report.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	header := fmt.Sprintf("%-36s | %7s | %6s | %4s | %-22s | %8s | %8s | %s", "scenario", "ops", "failed", "lost", "linearizable", "failover", "recovery", "gateway failed")
+	header := fmt.Sprintf("%-36s | %7s | %6s | %4s | %-22s | %-26s | %8s | %8s | %s", "scenario", "ops", "failed", "lost", "linearizable", "locks (fencing)", "failover", "recovery", "gateway failed")
 	fmt.Println()
 	fmt.Println(header)
 	fmt.Println(strings.Repeat("-", len(header)))

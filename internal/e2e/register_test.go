@@ -13,14 +13,17 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/herd-cluster/herd/api"
 )
 
-// registerClients runs n clients doing reads (linearizable, the default)
-// and writes of unique values on a few keys through every agent until
-// stop, and returns the history as porcupine operations. A write whose
-// outcome is unknown (a timeout, a lost connection) may have happened at
-// any time after its call: it returns "at the end of time". A failed read
-// changed nothing and is left out.
+// registerClients runs n clients doing reads (linearizable, the default),
+// writes of unique values and check-and-sets (on the modify index of the
+// client's last read of the key) on a few keys through every agent until
+// stop, and returns the history as porcupine operations. A write or CAS
+// whose outcome is unknown (a timeout, a lost connection) may take effect
+// at any time after its call: it returns "at the end of time". A failed
+// read changed nothing and is left out.
 func registerClients(ctx context.Context, c *cluster, n int) (stop func() []porcupine.Operation) {
 	var mu sync.Mutex
 	var ops []porcupine.Operation
@@ -29,37 +32,61 @@ func registerClients(ctx context.Context, c *cluster, n int) (stop func() []porc
 	keys := []string{"reg/a", "reg/b", "reg/c"}
 	for id := range n {
 		wg.Go(func() {
-			cl := c.client(nodes[id%len(nodes)])
+			target := nodes[id%len(nodes)]
+			cl := c.client(target)
 			defer cl.Close()
 			rng := rand.New(rand.NewPCG(uint64(id), 7))
+			type seen struct {
+				value string
+				index uint64
+			}
+			last := map[string]seen{} // the last value read of each key
 			for seq := 0; rctx.Err() == nil; seq++ {
-				in := regInput{key: keys[rng.IntN(len(keys))], write: rng.IntN(2) == 0}
-				if in.write {
-					in.value = fmt.Sprintf("c%d-%d", id, seq)
+				in := regInput{key: keys[rng.IntN(len(keys))], kind: opRead, node: target.name}
+				switch r := rng.IntN(10); {
+				case r < 4:
+					in.kind, in.value = opWrite, fmt.Sprintf("c%d-%d", id, seq)
+				case r < 6:
+					in.kind, in.value, in.expect = opCAS, fmt.Sprintf("c%d-%d", id, seq), last[in.key].value
 				}
 				call := time.Now().UnixNano()
 				octx, ocancel := context.WithTimeout(rctx, time.Second)
 				var out regOutput
+				var meta *api.Meta
 				var err error
-				if in.write {
-					var ok bool
-					ok, _, err = cl.KVPut(octx, in.key, []byte(in.value), nil)
-					if err == nil && !ok {
+				switch in.kind {
+				case opWrite, opCAS:
+					var o *api.WriteOptions
+					if in.kind == opCAS {
+						idx := last[in.key].index
+						o = &api.WriteOptions{CAS: &idx}
+					}
+					out.ok, meta, err = cl.KVPut(octx, in.key, []byte(in.value), o)
+					if err == nil && !out.ok && in.kind == opWrite {
 						err = fmt.Errorf("put not applied")
 					}
-				} else {
-					kv, _, gerr := cl.KVGet(octx, in.key, nil)
-					err = gerr
-					if kv != nil {
-						out.value = string(kv.Value)
+				default:
+					var kv *api.KVPair
+					kv, meta, err = cl.KVGet(octx, in.key, nil)
+					if err == nil {
+						s := seen{}
+						if kv != nil {
+							out.value = string(kv.Value)
+							s = seen{value: out.value, index: kv.ModifyIndex}
+						}
+						last[in.key] = s
 					}
 				}
 				ocancel()
 				ret := time.Now().UnixNano()
+				if meta != nil {
+					out.index = meta.Index
+				}
 				switch {
 				case err == nil:
-				case in.write:
+				case in.kind != opRead:
 					ret = 1 << 62 // unknown outcome: it may take effect any time
+					out = regOutput{unknown: true}
 				default:
 					time.Sleep(20 * time.Millisecond)
 					continue // a failed read: no effect, no information
@@ -103,6 +130,6 @@ func checkLinearizable(t *testing.T, name string, ops []porcupine.Operation) str
 	if err := porcupine.VisualizePath(registerModel, info, path); err != nil {
 		t.Logf("saving the visualization: %v", err)
 	}
-	t.Errorf("%s: the KV history is NOT linearizable; porcupine's visualization: %s", name, path)
+	t.Errorf("%s: the KV history is NOT linearizable; porcupine's visualization: %s\n%s", name, path, explain(ops))
 	return "NO"
 }

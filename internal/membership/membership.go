@@ -12,6 +12,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"sort"
@@ -269,6 +270,51 @@ func (m *Membership) RetryJoin(ctx context.Context, addrs []string, first, ceili
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, ceiling)
+	}
+}
+
+// ReconnectTimeout is how long Reconnect keeps trying a failed member
+// before it gives up on it (a node gone for good is removed by the
+// operator or, for servers, by dead-server cleanup).
+const ReconnectTimeout = 72 * time.Hour
+
+// Reconnect tries, every interval (with jitter) until ctx ends, to join
+// one member that failed less than ReconnectTimeout ago, picked at random.
+// Gossip alone does not heal a partition that outlasts the time members
+// keep gossiping to the dead: each side has declared the other dead and
+// stopped talking to it. A join is a full state exchange, so one that
+// gets through merges the two sides again and each refutes its death.
+func (m *Membership) Reconnect(ctx context.Context, interval time.Duration) {
+	for {
+		wait := interval/2 + rand.N(interval)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		m.metaMu.Lock()
+		leaving := m.metaData.Leaving
+		m.metaMu.Unlock()
+		if leaving {
+			return // a node that leaves does not come back by itself
+		}
+		var failed []string
+		m.mu.Lock()
+		for name, mem := range m.members {
+			if name != m.name && mem.Status == api.MemberFailed && time.Since(mem.StatusSince) < ReconnectTimeout {
+				failed = append(failed, mem.Addr)
+			}
+		}
+		m.mu.Unlock()
+		if len(failed) == 0 {
+			continue
+		}
+		addr := failed[rand.N(len(failed))]
+		if _, err := m.list.Join([]string{addr}); err != nil {
+			m.logger.Debug("reconnecting to a failed member", "addr", addr, "err", err)
+		} else {
+			m.logger.Info("reconnected to a failed member", "addr", addr)
+		}
 	}
 }
 

@@ -1,7 +1,10 @@
 package membership
 
 import (
+	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,5 +124,44 @@ func TestDuplicateNameIsRefusedAndHarmsNoOne(t *testing.T) {
 			t.Fatalf("the real b became %q after a duplicate tried to join", s)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestReconnectHealsAfterTheDeadAreForgotten: a member that failed and
+// came back at the same address without joining anyone (the two sides of
+// a healed partition, each sure the other is dead) is joined again by
+// Reconnect, and both see each other alive.
+func TestReconnectHealsAfterTheDeadAreForgotten(t *testing.T) {
+	a := start(t, "a")
+	defer a.Shutdown()
+	b := start(t, "b", a.Addr())
+	addr := b.Addr()
+	waitStatus(t, a, "b", api.MemberAlive, 5*time.Second)
+	if err := b.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, a, "b", api.MemberFailed, 10*time.Second)
+
+	host, port, _ := strings.Cut(addr, ":")
+	p, _ := strconv.Atoi(port)
+	b2, err := New(Config{NodeName: "b", BindAddr: host, BindPort: p, Meta: Meta{Role: "client", Version: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Shutdown()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Reconnect(ctx, 200*time.Millisecond)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitStatus(t, a, "b", api.MemberAlive, 5*time.Second)
+	waitStatus(t, b2, "a", api.MemberAlive, 5*time.Second)
+	if mem, _ := a.Member("b"); mem.Role != "client" {
+		t.Errorf("a sees b's old metadata after the reconnect: %+v", mem)
 	}
 }

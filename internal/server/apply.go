@@ -155,13 +155,20 @@ func (s *Server) finish(ctx context.Context, p *proposal) (*Result, error) {
 // ReadIndexLocal confirms leadership with a quorum and returns the index a
 // linearizable read must wait for.
 func (s *Server) ReadIndexLocal() (uint64, error) {
-	if !s.IsLeader() || !s.ready.Load() {
+	term := s.raft.CurrentTerm()
+	if !s.IsLeader() || s.readyTerm.Load() != term {
 		return 0, ErrNotLeader
 	}
 	if err := s.raft.VerifyLeader().Error(); err != nil {
 		return 0, ErrNotLeader
 	}
-	return s.fsm.applied.Load(), nil
+	// Leadership confirmed by a quorum, still in the term whose barrier
+	// was applied here.
+	idx := s.fsm.applied.Load()
+	if s.raft.CurrentTerm() != term {
+		return 0, ErrNotLeader
+	}
+	return idx, nil
 }
 
 // ConsistentRead returns once this server's state store reflects every

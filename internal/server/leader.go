@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sync"
@@ -87,24 +88,29 @@ func (s *Server) startLeaderLoop() func() {
 func (s *Server) leaderLoop(ctx context.Context) {
 	s.logger.Info("acquired leadership")
 	defer s.logger.Info("lost leadership")
-	defer s.ready.Store(false)
+	defer s.readyTerm.Store(0)
 	defer s.sessions.stopAll()
 
 	// Everything committed in earlier terms must be applied before reads
-	// on this leader are linearizable.
+	// on this leader are linearizable: a barrier committed in this term
+	// is applied after all of them.
 	for {
-		if err := s.raft.Barrier(time.Minute).Error(); err == nil {
+		term := s.raft.CurrentTerm()
+		err := s.raft.Barrier(time.Minute).Error()
+		if err == nil && s.IsLeader() && s.raft.CurrentTerm() == term {
+			s.readyTerm.Store(term)
 			break
-		} else {
-			s.logger.Warn("barrier failed", "err", err)
 		}
+		if err == nil {
+			err = errors.New("leadership changed during the barrier")
+		}
+		s.logger.Warn("barrier failed", "err", err)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	s.ready.Store(true)
 
 	if s.store.ClusterID() == "" {
 		if _, err := s.ApplyLocal(ctx, &Command{Op: OpClusterInit, ID: newUUID()}); err != nil {

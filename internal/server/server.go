@@ -93,9 +93,14 @@ type Server struct {
 	// scheme is how other servers' APIs are reached: http or https.
 	scheme string
 
-	// ready is true on the leader once every entry of earlier terms is
-	// applied, so reads on it are linearizable.
-	ready atomic.Bool
+	// readyTerm is the Raft term in which this server, as leader, has
+	// applied every entry of earlier terms (0 when it does not lead):
+	// linearizable reads are served here only in that same term. A term
+	// rather than a flag, because Raft's leader channel may coalesce a
+	// loss and a regain of leadership into one notice, leaving the old
+	// leader loop (and its readiness) running into a term in which
+	// another leader may have committed entries not yet applied here.
+	readyTerm atomic.Uint64
 	// leaderEpoch ends when the leader changes: forwards to the old
 	// leader stop waiting then.
 	leaderEpoch atomic.Pointer[leaderEpoch]
