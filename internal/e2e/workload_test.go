@@ -88,10 +88,11 @@ func startWeb(r *run, via node) *webRun {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
-			p := w.look()
-			w.mu.Lock()
-			w.history = append(w.history, p)
-			w.mu.Unlock()
+			if p, ok := w.read(); ok {
+				w.mu.Lock()
+				w.history = append(w.history, p)
+				w.mu.Unlock()
+			}
 			select {
 			case <-wctx.Done():
 				return
@@ -110,12 +111,18 @@ func startWeb(r *run, via node) *webRun {
 // look reads the web service's replicas (a stale read, so that it works
 // while the leader is away), or an empty placement on an error.
 func (w *webRun) look() placement {
+	p, _ := w.read()
+	return p
+}
+
+// read is look, and whether the read worked.
+func (w *webRun) read() (placement, bool) {
 	p := placement{at: time.Now(), healthy: map[string]int{}}
 	ctx, cancel := context.WithTimeout(w.r.ctx, time.Second)
 	defer cancel()
 	reps, _, err := w.r.obs.Replicas(ctx, "web", "", &api.QueryOptions{Stale: true})
 	if err != nil {
-		return p
+		return p, false
 	}
 	for _, rep := range reps {
 		if rep.State == api.ReplicaRunning {
@@ -125,7 +132,7 @@ func (w *webRun) look() placement {
 			p.healthy[rep.Node]++
 		}
 	}
-	return p
+	return p, true
 }
 
 // traffic sends GETs through via's gateway, one at a time, counting the
@@ -200,6 +207,22 @@ func (w *webRun) settled() placement {
 	return p
 }
 
+// timeline is the number of healthy web replicas over the scenario, as
+// its changes: "3 @0.0s, 2 @4.1s, 3 @8.0s".
+func (w *webRun) timeline() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var parts []string
+	last := -1
+	for _, p := range w.history {
+		if n := p.total(); n != last {
+			parts = append(parts, fmt.Sprintf("%d @%.1fs", n, p.at.Sub(w.history[0].at).Seconds()))
+			last = n
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // gatewayLine is the report's gateway column: failed of sent, and why.
 func (w *webRun) gatewayLine() string {
 	w.mu.Lock()
@@ -269,7 +292,7 @@ func webScenario(t *testing.T, name string, steps func(r *run, w *webRun, victim
 		time.Sleep(3 * time.Second)
 		recoveries = steps(r, w, victim)
 		p := w.settled()
-		r.t.Logf("%s: web replicas at the end: %v", name, p.healthy)
+		r.t.Logf("%s: healthy web replicas over time: %s; at the end: %v", name, w.timeline(), p.healthy)
 	}, func(rw *row) {
 		if len(recoveries) > 0 {
 			sort.Slice(recoveries, func(i, j int) bool { return recoveries[i] < recoveries[j] })
