@@ -2,8 +2,9 @@
 GO      ?= go
 BIN     ?= bin/herd
 PKGS    := ./...
+IMAGE   ?= herd:latest
 
-.PHONY: all build dev test test-ui fmt-check vet unit e2e bench-kv bench-detect bench-logstore bench-gateway bench-security bench clean
+.PHONY: all build dev image test test-ui fmt-check vet unit e2e bench-kv bench-detect bench-logstore bench-gateway bench-security bench clean
 
 all: build
 
@@ -13,6 +14,14 @@ build:
 ## dev: a one-node cluster on 127.0.0.1 (API and UI on :7700), data in a temp dir.
 dev:
 	$(GO) run ./cmd/herd agent --dev
+
+## image: the herd image $(IMAGE) (deploy/Dockerfile: FROM scratch, the static binary alone), as deploy/docker-compose.yml uses it.
+image:
+	@ctx=$$(mktemp -d /tmp/herd-image.XXXXXX) && trap 'rm -rf "$$ctx"' EXIT && \
+	CGO_ENABLED=0 $(GO) build -o "$$ctx/herd" ./cmd/herd && \
+	cp deploy/Dockerfile "$$ctx/Dockerfile" && \
+	docker build -q -t $(IMAGE) "$$ctx" >/dev/null && \
+	echo "image $(IMAGE) built"
 
 ## test: what CI runs: formatting, vet, and every test with the race detector.
 test: fmt-check vet unit

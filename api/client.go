@@ -43,6 +43,12 @@ type Config struct {
 	// TLSConfig, when set, is used as is (CACert is then ignored): agents
 	// use it to present their node certificate.
 	TLSConfig *tls.Config
+	// TLSServerName is the name the agent's certificate is checked
+	// against instead of Address's host: the agent's node name (its
+	// certificate's DNS name) when Address is not one of the agent's IP
+	// addresses, as with a port published by Docker on 127.0.0.1;
+	// $HERD_TLS_SERVER_NAME.
+	TLSServerName string
 	// IgnoreEnv leaves the environment out: agents talking to each other
 	// must not pick up an operator's $HERD_TOKEN.
 	IgnoreEnv bool
@@ -70,6 +76,9 @@ func NewClientConfig(cfg Config) (*Client, error) {
 	if cfg.CACert == "" && cfg.TLSConfig == nil && !cfg.IgnoreEnv {
 		cfg.CACert = os.Getenv("HERD_CACERT")
 	}
+	if cfg.TLSServerName == "" && !cfg.IgnoreEnv {
+		cfg.TLSServerName = os.Getenv("HERD_TLS_SERVER_NAME")
+	}
 	tlsCfg := cfg.TLSConfig
 	if tlsCfg == nil && cfg.CACert != "" {
 		pemData, err := os.ReadFile(cfg.CACert)
@@ -81,6 +90,10 @@ func NewClientConfig(cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("CA certificate %s: no PEM certificate in it", cfg.CACert)
 		}
 		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	if tlsCfg != nil && cfg.TLSServerName != "" {
+		tlsCfg = tlsCfg.Clone()
+		tlsCfg.ServerName = cfg.TLSServerName
 	}
 	if !strings.Contains(address, "://") {
 		scheme := "http://"

@@ -44,6 +44,8 @@ func newAgentCmd() *cobra.Command {
 		accessLog string
 
 		token     string
+		tokenFile string
+		bootDir   string
 		caFile    string
 		certFile  string
 		keyFile   string
@@ -67,7 +69,10 @@ token with "herd acl bootstrap", then a join token per kind of node with
 "herd token create [--role server]"; a new node joins with --join (the API
 address of any member) and --token, which it uses once to obtain its
 certificate. Node-to-node traffic is mutual TLS, gossip is encrypted, and the
-API (HTTPS) wants an ACL token. To bring your own CA, give --ca-file,
+API (HTTPS) wants an ACL token. --bootstrap-dir makes the first server do the
+token steps itself and write the tokens and the CA into a directory, and
+--token-file makes a new node wait for its join token there (containers and
+other scripted set-ups). To bring your own CA, give --ca-file,
 --cert-file, --key-file and --gossip-key to every node. --insecure turns it
 all off (plaintext, no ACLs): for benchmarks on a trusted network only.
 
@@ -76,6 +81,8 @@ Examples:
   herd agent --server --data-dir /var/lib/herd                      # first server
   herd agent --server --data-dir /var/lib/herd --join 10.0.0.1 --token herd1.…
   herd agent --data-dir /var/lib/herd --retry-join 10.0.0.1 --token herd1.…
+  herd agent --server --data-dir /var/lib/herd --bootstrap-dir /shared/herd    # first server, writes the tokens
+  herd agent --server --data-dir /var/lib/herd --retry-join 10.0.0.1 --token-file /shared/herd/server.token
   herd agent --config /etc/herd/agent.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -114,6 +121,8 @@ Examples:
 			set("gateway-tcp-port", func() { cfg.Gateway.TCPPorts = gwTCP })
 			set("access-log", func() { cfg.Gateway.AccessLog = accessLog })
 			set("token", func() { cfg.Security.Token = token })
+			set("token-file", func() { cfg.Security.TokenFile = tokenFile })
+			set("bootstrap-dir", func() { cfg.Security.BootstrapDir = bootDir })
 			set("ca-file", func() { cfg.Security.CAFile = caFile })
 			set("cert-file", func() { cfg.Security.CertFile = certFile })
 			set("key-file", func() { cfg.Security.KeyFile = keyFile })
@@ -152,6 +161,8 @@ Examples:
 	f.IntSliceVar(&gwTCP, "gateway-tcp-port", nil, "run a TCP gateway listener on this port, for tcp services (repeatable)")
 	f.StringVar(&accessLog, "access-log", "", "write the gateway's JSON access log to stdout or to this file (default: none)")
 	f.StringVar(&token, "token", "", "join token (from `herd token create`) to obtain this node's certificate on its first start")
+	f.StringVar(&tokenFile, "token-file", "", "read the join token from this file, waiting until it exists (e.g. server.token in the first server's --bootstrap-dir); not with --token")
+	f.StringVar(&bootDir, "bootstrap-dir", "", "when this server creates a new cluster: bootstrap the ACLs and write management.token, server.token, client.token (join tokens valid 24h) and ca.pem into this directory")
 	f.StringVar(&caFile, "ca-file", "", "your own CA: the CA certificate (PEM); with --cert-file, --key-file and --gossip-key")
 	f.StringVar(&certFile, "cert-file", "", "your own CA: this node's certificate (CN node name, OU role, IP SAN advertise address)")
 	f.StringVar(&keyFile, "key-file", "", "your own CA: this node's private key")
@@ -174,12 +185,13 @@ func runAgent(cmd *cobra.Command, cfg config.Config) error {
 	}
 	logger := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
 	start := time.Now()
-	a, err := agent.New(cfg, logger)
+	// An interrupt also ends the start, which may wait for --token-file.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := agent.NewContext(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	out := cmd.OutOrStdout()
 	if cfg.Dev {
 		if err := waitLeader(ctx, a, 10*time.Second); err != nil {

@@ -29,6 +29,13 @@ func TestAgentRefusesBadConfiguration(t *testing.T) {
 		{name: "missing certificate file", args: []string{"agent", "--dev", "--config", write("tls.yaml", "gateway:\n  https: 127.0.0.1:18443\n  tls:\n    - cert_file: "+filepath.Join(dir, "nope.crt")+"\n      key_file: "+filepath.Join(dir, "nope.key")+"\n")}, code: 1, want: []string{"gateway.tls[0].cert_file", "nope.crt"}},
 		{name: "missing data dir", args: []string{"agent", "--node", "a"}, code: 1, want: []string{"data_dir", "required"}},
 		{name: "missing config file", args: []string{"agent", "--config", filepath.Join(dir, "nope.yaml")}, code: 1, want: []string{"nope.yaml"}},
+		{name: "token and token file", args: []string{"agent", "--node", "a", "--data-dir", dir, "--retry-join", "10.0.0.1", "--token", "herd1.x", "--token-file", filepath.Join(dir, "join.token")}, code: 1,
+			want: []string{"security.token_file: set together with security.token (--token-file and --token): give the join token one way"}},
+		{name: "token in the file and token file flag", args: []string{"agent", "--config", write("token.yaml", "node_name: a\ndata_dir: /tmp/x\nsecurity:\n  token: herd1.x\n"), "--token-file", filepath.Join(dir, "join.token")}, code: 1,
+			want: []string{"security.token_file", "--token"}},
+		{name: "bootstrap dir on a client", args: []string{"agent", "--node", "a", "--data-dir", dir, "--bootstrap-dir", filepath.Join(dir, "boot")}, code: 1,
+			want: []string{"security.bootstrap_dir: only a server", "--server"}},
+		{name: "bootstrap dir in dev mode", args: []string{"agent", "--dev", "--bootstrap-dir", filepath.Join(dir, "boot")}, code: 1, want: []string{"security.bootstrap_dir: not with --dev"}},
 		{name: "unknown flag", args: []string{"agent", "--devv"}, code: 2, want: []string{"unknown flag", "Usage:"}},
 		{name: "stray argument", args: []string{"agent", "extra"}, code: 2, want: []string{"Usage:"}},
 	}

@@ -10,16 +10,17 @@ import (
 
 // globals holds the flags every client command shares.
 type globals struct {
-	address string
-	token   string
-	caCert  string
+	address    string
+	token      string
+	caCert     string
+	serverName string
 }
 
-// client returns an API client for --address with --token and --ca-cert
-// (their environment variables when not given). A malformed address is a
-// usage error.
+// client returns an API client for --address with --token, --ca-cert and
+// --tls-server-name (their environment variables when not given). A
+// malformed address is a usage error.
 func (g *globals) client() (*api.Client, error) {
-	c, err := api.NewClientConfig(api.Config{Address: g.address, Token: g.token, CACert: g.caCert})
+	c, err := api.NewClientConfig(api.Config{Address: g.address, Token: g.token, CACert: g.caCert, TLSServerName: g.serverName})
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -71,6 +72,8 @@ func addClientCommands(root *cobra.Command) {
 		"ACL token to send (default $HERD_TOKEN)")
 	root.PersistentFlags().StringVar(&g.caCert, "ca-cert", "",
 		"PEM file of the cluster CA that signed the agent's certificate (default $HERD_CACERT)")
+	root.PersistentFlags().StringVar(&g.serverName, "tls-server-name", "",
+		"check the agent's certificate for this name (its node name) instead of the address's host, e.g. for a port Docker publishes on 127.0.0.1 (default $HERD_TLS_SERVER_NAME)")
 	root.AddCommand(
 		newMembersCmd(g),
 		newOperatorCmd(g),

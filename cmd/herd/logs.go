@@ -181,7 +181,9 @@ func nodeClient(ctx context.Context, g *globals, c *api.Client, node string) (*a
 		if strings.HasPrefix(c.Address(), "https://") {
 			addr = "https://" + addr
 		}
-		nc, err := api.NewClientConfig(api.Config{Address: addr, Token: g.token, CACert: g.caCert})
+		// The node's certificate holds its name, whatever
+		// --tls-server-name says about the first agent's.
+		nc, err := api.NewClientConfig(api.Config{Address: addr, Token: g.token, CACert: g.caCert, TLSServerName: node})
 		if err != nil {
 			return nil, fmt.Errorf("node %s: %w", node, err)
 		}

@@ -92,6 +92,14 @@ type Agent struct {
 // New starts an agent. cfg must have been finalized (config.Finalize).
 // logger nil discards logs.
 func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
+	return NewContext(context.Background(), cfg, logger)
+}
+
+// NewContext is New with a context that bounds the start: the wait for
+// security.token_file and the attempts to join with the token. Once
+// NewContext has returned, the context has no effect: stop the agent with
+// Leave or Kill.
+func NewContext(startCtx context.Context, cfg config.Config, logger *slog.Logger) (*Agent, error) {
 	if logger == nil {
 		logger = logging.Discard()
 	}
@@ -132,7 +140,11 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 		}
 		return p
 	}
-	if a.sec, err = setupSecurity(cfg, a.dataDir, []net.IP{net.ParseIP(a.advertise)}); err != nil {
+	if a.sec, err = setupSecurity(startCtx, cfg, a.dataDir, []net.IP{net.ParseIP(a.advertise)}, a.logger); err != nil {
+		return nil, err
+	}
+	bootstrapDue, err := a.prepareBootstrapDir()
+	if err != nil {
 		return nil, err
 	}
 	if a.sec != nil && a.sec.init != nil && cfg.BootstrapExpect == 0 {
@@ -277,6 +289,13 @@ func New(cfg config.Config, logger *slog.Logger) (*Agent, error) {
 	}
 	if a.sec != nil && a.sec.byo {
 		a.goFunc(func() { a.ownCALoop(ctx) })
+	}
+	if bootstrapDue {
+		a.goFunc(func() {
+			if err := a.writeBootstrapFiles(ctx); err != nil && ctx.Err() == nil {
+				a.logger.Error("writing the bootstrap files", "dir", cfg.Security.BootstrapDir, "err", err)
+			}
+		})
 	}
 	if err := a.startGateway(ctx); err != nil {
 		return nil, err

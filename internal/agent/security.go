@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -40,6 +41,9 @@ type nodeSecurity struct {
 	// init is the CA this agent created for a new cluster (nil
 	// otherwise), to be recorded in the state by the first leader.
 	init *pki.CA
+	// created: this start created the cluster (init is also set on the
+	// restarts of the server that created it).
+	created bool
 }
 
 // Files of the tls directory.
@@ -58,8 +62,9 @@ const (
 // operator's own CA from the configured files, on a first start with a
 // join token from the agent at a join address, and on the first server of
 // a new cluster by creating the cluster CA. It returns nil when security
-// is disabled. ips are the addresses put in a new certificate.
-func setupSecurity(cfg config.Config, dataDir string, ips []net.IP) (*nodeSecurity, error) {
+// is disabled. ips are the addresses put in a new certificate. ctx bounds
+// the wait for a token file.
+func setupSecurity(ctx context.Context, cfg config.Config, dataDir string, ips []net.IP, logger *slog.Logger) (*nodeSecurity, error) {
 	sc := cfg.Security
 	if sc.Disabled {
 		return nil, nil
@@ -75,26 +80,39 @@ func setupSecurity(cfg config.Config, dataDir string, ips []net.IP) (*nodeSecuri
 	if _, err := os.Stat(filepath.Join(dir, fileCert)); err == nil {
 		return loadSecurity(dir, role)
 	}
-	if sc.Token != "" {
+	if sc.Token != "" || sc.TokenFile != "" {
+		field := "security.token"
+		if sc.TokenFile != "" {
+			field = "security.token_file"
+		}
 		addrs := append(append([]string{}, cfg.Join...), cfg.RetryJoin...)
 		if len(addrs) == 0 {
-			return nil, errors.New("security.token: a join token needs a join address (--join or --retry-join: the API address of a cluster member)")
+			return nil, fmt.Errorf("%s: a join token needs a join address (--join or --retry-join: the API address of a cluster member)", field)
 		}
-		return joinWithToken(cfg, dir, role, addrs, ips)
+		token := sc.Token
+		if sc.TokenFile != "" {
+			var err error
+			if token, err = readTokenFile(ctx, sc.TokenFile, logger); err != nil {
+				return nil, err
+			}
+		}
+		return joinWithToken(ctx, cfg, token, field, dir, role, addrs, ips)
 	}
 	if !cfg.Server || len(cfg.Join) > 0 || len(cfg.RetryJoin) > 0 {
-		return nil, errors.New("this node holds no certificate for the cluster: to join one, pass a join token (--token, from `herd token create` on a member); " +
+		return nil, errors.New("this node holds no certificate for the cluster: to join one, pass a join token (--token, from `herd token create` on a member, or --token-file); " +
 			"a server started without join addresses creates a new cluster instead; security.disabled turns all of this off")
 	}
 	if cfg.BootstrapExpect > 1 {
 		return nil, fmt.Errorf("bootstrap_expect %d: a new secure cluster starts from one server, which creates the cluster CA; start it alone and join the others with `herd token create --role server` (or bring your own CA: security.ca_file, with which servers bootstrap together)", cfg.BootstrapExpect)
 	}
-	return initCluster(cfg.NodeName, dir, ips, cfg.Security.CertTTL.D())
+	return initCluster(cfg.NodeName, dir, ips, cfg.Security.CertTTL.D(), sc.BootstrapDir != "")
 }
 
 // initCluster creates the CA, the cluster secret, the gossip key and this
-// server's certificate for a new cluster.
-func initCluster(name, dir string, ips []net.IP, ttl time.Duration) (*nodeSecurity, error) {
+// server's certificate for a new cluster. With bootstrapDir it first marks
+// the bootstrap files as due (see writeBootstrapFiles), so that a crash
+// before they are written leaves the restart to write them.
+func initCluster(name, dir string, ips []net.IP, ttl time.Duration, bootstrapDir bool) (*nodeSecurity, error) {
 	ca, err := pki.NewCA("herd cluster CA", 10*365*24*time.Hour)
 	if err != nil {
 		return nil, err
@@ -127,9 +145,17 @@ func initCluster(name, dir string, ips []net.IP, ttl time.Duration) (*nodeSecuri
 	if err != nil {
 		return nil, err
 	}
-	s := &nodeSecurity{dir: dir, keys: [][]byte{gossipKey}, secret: secret, init: ca}
+	s := &nodeSecurity{dir: dir, keys: [][]byte{gossipKey}, secret: secret, init: ca, created: true}
 	if s.certs, err = pki.NewCerts(ca.CertPEM, certPEM, keyPEM); err != nil {
 		return nil, err
+	}
+	if bootstrapDir {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", dir, err)
+		}
+		if err := writeFileAtomic(filepath.Join(dir, fileBootstrapDue), nil); err != nil {
+			return nil, err
+		}
 	}
 	// The sealed CA key stays here until the state holds it, so that a
 	// crash before the first leader records it loses nothing.
@@ -141,11 +167,14 @@ func initCluster(name, dir string, ips []net.IP, ttl time.Duration) (*nodeSecuri
 
 // joinWithToken exchanges the join token for this node's certificate and
 // the gossip keys at the first join address that answers, retrying for up
-// to a minute.
-func joinWithToken(cfg config.Config, dir, role string, addrs []string, ips []net.IP) (*nodeSecurity, error) {
-	tok, err := pki.ParseJoinToken(cfg.Security.Token)
+// to a minute. field names where the token came from, for errors.
+func joinWithToken(ctx context.Context, cfg config.Config, token, field, dir, role string, addrs []string, ips []net.IP) (*nodeSecurity, error) {
+	tok, err := pki.ParseJoinToken(token)
 	if err != nil {
-		return nil, fmt.Errorf("security.token: %w", err)
+		if field == "security.token_file" {
+			return nil, fmt.Errorf("%s %s: %w", field, cfg.Security.TokenFile, err)
+		}
+		return nil, fmt.Errorf("%s: %w", field, err)
 	}
 	key, err := pki.NewKey()
 	if err != nil {
@@ -167,7 +196,11 @@ func joinWithToken(cfg config.Config, dir, role string, addrs []string, ips []ne
 		if err == nil || time.Now().After(deadline) || permanentJoinError(err) {
 			break
 		}
-		time.Sleep(wait)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("joining with the token: %w (last attempt: %w)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
 		wait = min(2*wait, cfg.RetryMaxInterval.D())
 	}
 	if err != nil {
@@ -634,6 +667,24 @@ func (a *Agent) DevToken(ctx context.Context) (string, error) {
 		a.devToken = strings.TrimSpace(string(b))
 		return a.devToken, nil
 	}
+	secret, err := a.bootstrapACL(ctx)
+	if err != nil {
+		return "", fmt.Errorf("bootstrapping the dev cluster's ACLs: %w", err)
+	}
+	a.devToken = secret
+	if a.cfg.Dev {
+		if err := writeFileAtomic(keep, []byte(secret+"\n")); err != nil {
+			return "", err
+		}
+	}
+	return a.devToken, nil
+}
+
+// bootstrapACL makes the cluster's first management token through this
+// agent's API and returns its secret, retrying while the cluster has no
+// leader. It fails at once if the ACLs are bootstrapped already (HTTP
+// 409) or the API refuses otherwise.
+func (a *Agent) bootstrapACL(ctx context.Context) (string, error) {
 	c, err := a.apiClient(a.APIAddr())
 	if err != nil {
 		return "", err
@@ -642,21 +693,15 @@ func (a *Agent) DevToken(ctx context.Context) (string, error) {
 	for {
 		t, err := c.ACLBootstrap(ctx)
 		if err == nil {
-			a.devToken = t.SecretID
-			if a.cfg.Dev {
-				if err := writeFileAtomic(keep, []byte(t.SecretID+"\n")); err != nil {
-					return "", err
-				}
-			}
-			return a.devToken, nil
+			return t.SecretID, nil
 		}
 		var se *api.StatusError
 		if errors.As(err, &se) && se.Code < 500 || ctx.Err() != nil {
-			return "", fmt.Errorf("bootstrapping the dev cluster's ACLs: %w", err)
+			return "", err
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("bootstrapping the dev cluster's ACLs: %w", err)
+			return "", err
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -208,6 +208,20 @@ type Security struct {
 	// once to obtain its certificate and the gossip key from the agent at
 	// its join address. Ignored once the node holds a certificate.
 	Token string `yaml:"token"`
+	// TokenFile is a file holding the join token (surrounding whitespace
+	// is trimmed), instead of Token. A node that needs the token waits
+	// until the file exists and is not empty, e.g. until the first server
+	// writes it into its BootstrapDir; a node that holds a certificate
+	// does not read it. Not with Token.
+	TokenFile string `yaml:"token_file"`
+	// BootstrapDir makes a server that creates a new cluster bootstrap
+	// the ACLs once it leads and write, into this directory (created with
+	// mode 0700 if missing), the files management.token, server.token and
+	// client.token (a server and a client join token, valid 24h) and
+	// ca.pem, each with mode 0600. A server that joins a cluster, or
+	// restarts on its state, writes nothing. Servers only; not in dev
+	// mode, which prints its management token instead.
+	BootstrapDir string `yaml:"bootstrap_dir"`
 	// CAFile, CertFile and KeyFile bring your own CA: the cluster CA
 	// certificate (PEM) and this node's certificate and key, issued by
 	// that CA with the node name as CN, its role ("server" or "client") as
@@ -480,8 +494,20 @@ func (c *Config) Validate() error {
 func (s Security) validate(c *Config) []error {
 	var errs []error
 	add := func(err error) { errs = append(errs, err) }
+	if s.Token != "" && s.TokenFile != "" {
+		add(fieldErr("security.token_file", "set together with security.token (--token-file and --token): give the join token one way"))
+	}
+	if s.BootstrapDir != "" {
+		switch {
+		case c.Dev:
+			add(fieldErr("security.bootstrap_dir", "not with --dev: a dev agent prints its management token itself"))
+		case !c.Server:
+			add(fieldErr("security.bootstrap_dir", "only a server creates a cluster and writes its bootstrap files; set server: true (--server)"))
+		}
+	}
 	if s.Disabled {
-		for field, v := range map[string]string{"security.token": s.Token, "security.ca_file": s.CAFile, "security.gossip_key": s.GossipKey} {
+		for field, v := range map[string]string{"security.token": s.Token, "security.token_file": s.TokenFile, "security.bootstrap_dir": s.BootstrapDir,
+			"security.ca_file": s.CAFile, "security.gossip_key": s.GossipKey} {
 			if v != "" {
 				add(fieldErr(field, "set while security.disabled is true"))
 			}
@@ -499,6 +525,12 @@ func (s Security) validate(c *Config) []error {
 		}
 		if s.Token != "" {
 			add(fieldErr("security.token", "join tokens need herd's own CA; with your own CA, nodes join with the certificates you issue"))
+		}
+		if s.TokenFile != "" {
+			add(fieldErr("security.token_file", "join tokens need herd's own CA; with your own CA, nodes join with the certificates you issue"))
+		}
+		if s.BootstrapDir != "" {
+			add(fieldErr("security.bootstrap_dir", "herd issues no join tokens with your own CA; make the management token with `herd acl bootstrap`"))
 		}
 	}
 	if s.GossipKey != "" {

@@ -95,6 +95,22 @@ func TestValidateErrors(t *testing.T) {
 			c.Security.Token = "herd1.x"
 		}, "security.token", "join tokens need herd's own CA"},
 		{"token while disabled", func(c *Config) { c.Security.Disabled, c.Security.Token = true, "herd1.x" }, "security.token", "set while security.disabled"},
+		{"token and token file", func(c *Config) { c.Security.Token, c.Security.TokenFile = "herd1.x", "/run/herd/join.token" }, "security.token_file", "set together with security.token (--token-file and --token)"},
+		{"token file while disabled", func(c *Config) { c.Security.Disabled, c.Security.TokenFile = true, "/t" }, "security.token_file", "set while security.disabled"},
+		{"token file with own CA", func(c *Config) {
+			c.Security.CAFile, c.Security.CertFile, c.Security.KeyFile = "a", "b", "c"
+			c.Security.GossipKey = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+			c.Security.TokenFile = "/t"
+		}, "security.token_file", "join tokens need herd's own CA"},
+		{"bootstrap dir on a client", func(c *Config) { c.Security.BootstrapDir = "/b" }, "security.bootstrap_dir", "only a server"},
+		{"bootstrap dir in dev mode", func(c *Config) { c.Dev, c.Server, c.Security.BootstrapDir = true, true, "/b" }, "security.bootstrap_dir", "not with --dev"},
+		{"bootstrap dir while disabled", func(c *Config) { c.Server, c.Security.Disabled, c.Security.BootstrapDir = true, true, "/b" }, "security.bootstrap_dir", "set while security.disabled"},
+		{"bootstrap dir with own CA", func(c *Config) {
+			c.Server = true
+			c.Security.CAFile, c.Security.CertFile, c.Security.KeyFile = "a", "b", "c"
+			c.Security.GossipKey = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+			c.Security.BootstrapDir = "/b"
+		}, "security.bootstrap_dir", "herd acl bootstrap"},
 		{"cert ttl too short", func(c *Config) { c.Security.CertTTL = Duration(time.Millisecond) }, "security.cert_ttl", "too short"},
 		{"gateway http on a name", func(c *Config) { c.Gateway.HTTP = "localhost:8080" }, "gateway.http", "IP address"},
 		{"gateway http bad port", func(c *Config) { c.Gateway.HTTP = ":99999" }, "gateway.http", "invalid port"},

@@ -67,6 +67,7 @@ security:
   token: herd1.0123456789abcdef.0123456789abcdef0123456789abcdef.0000000000000000000000000000000000000000000000000000000000000000
   cert_ttl: 12h
   audit_log: /var/log/herd/audit.log
+  bootstrap_dir: /var/lib/herd-bootstrap
 `
 
 func fullConfig() Config {
@@ -101,7 +102,7 @@ func fullConfig() Config {
 		Workload: Workload{CPU: 4000, MemoryMB: 8192, PortMin: 30000, PortMax: 30999,
 			DockerHost: "unix:///run/docker.sock", NodeGrace: Duration(3 * time.Second), AutoscaleInterval: Duration(5 * time.Second)},
 		Security: Security{Token: "herd1.0123456789abcdef.0123456789abcdef0123456789abcdef.0000000000000000000000000000000000000000000000000000000000000000",
-			CertTTL: Duration(12 * time.Hour), AuditLog: "/var/log/herd/audit.log"},
+			CertTTL: Duration(12 * time.Hour), AuditLog: "/var/log/herd/audit.log", BootstrapDir: "/var/lib/herd-bootstrap"},
 	}
 }
 
@@ -188,6 +189,18 @@ func TestParseEmpty(t *testing.T) {
 		if !reflect.DeepEqual(got, base) {
 			t.Errorf("Parse(%q) changed the config: %+v", in, got)
 		}
+	}
+}
+
+// TestParseTokenFile: security.token_file, which the full file cannot set
+// beside security.token, is read too.
+func TestParseTokenFile(t *testing.T) {
+	got, err := Parse([]byte("security:\n  token_file: /bootstrap/server.token\n"), Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Security.TokenFile != "/bootstrap/server.token" {
+		t.Errorf("security.token_file = %q, want /bootstrap/server.token", got.Security.TokenFile)
 	}
 }
 
