@@ -520,8 +520,18 @@ func TestSecretsNeverReachLogsOrMetrics(t *testing.T) {
 	// Refusals, with secrets in the requests.
 	_, _, _ = c.Nodes[0].ClientWithToken(t, tok.SecretID+"x").KVGet(ctx, "k", nil)
 	_, _ = startAgent(t, nodeConfig(t, "late", false, c.Nodes[0].Agent().APIAddr(), jt.Token+"0"))
-	if _, err := mgmt.KeyringRotate(ctx); err != nil {
-		t.Fatal(err)
+	// A rotation that meets a leader change answers 503 (outcome unknown);
+	// on a busy machine a two-server cluster may change leaders. Rotating
+	// again is harmless, and what is checked here is the logs.
+	for attempt := 1; ; attempt++ {
+		_, err := mgmt.KeyringRotate(ctx)
+		var se *api.StatusError
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &se) || se.Code != http.StatusServiceUnavailable || attempt == 3 {
+			t.Fatal(err)
+		}
 	}
 	_, _, _ = mgmt.KVPut(ctx, "audited", []byte("1"), nil)
 	time.Sleep(500 * time.Millisecond)
