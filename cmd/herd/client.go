@@ -89,6 +89,7 @@ func addClientCommands(root *cobra.Command) {
 		newNodeCmd(g),
 		newACLCmd(g),
 		newTokenCmd(g),
+		newVIPCmd(g),
 		newEventsCmd(g),
 		newMonitorCmd(g),
 	)

@@ -105,6 +105,13 @@ Example of a service herd runs (api.yaml):
 			}
 			var runs []appliedRun
 			for _, o := range objs {
+				if o.VIP != nil {
+					if _, err := c.VIPPut(cmd.Context(), o.VIP); err != nil {
+						return fmt.Errorf("vip %q: %w", o.VIP.Name, err)
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "vip/%s applied\n", o.VIP.Name)
+					continue
+				}
 				idx, err := c.ServicePut(cmd.Context(), o.Service)
 				if err != nil {
 					return fmt.Errorf("service %q: %w", o.Service.Name, err)

@@ -355,6 +355,14 @@ func validateCommand(c *server.Command) error {
 		}
 	case server.OpKVDelete, server.OpKVDeleteCAS, server.OpKVDeleteTree, server.OpSessionDestroy,
 		server.OpSessionRenew, server.OpMemberDelete, server.OpClusterInit:
+	case server.OpVIPUpsert:
+		if c.VIP == nil {
+			return errorf(http.StatusBadRequest, "command %s needs vip", c.Op)
+		}
+		if err := spec.ValidateVIP(c.VIP); err != nil {
+			return errorf(http.StatusBadRequest, "%v", err)
+		}
+	case server.OpVIPDelete, server.OpVIPSetHolder, server.OpVIPRenew:
 	case server.OpPKIInit, server.OpKeyringSet, server.OpJoinTokenSet, server.OpJoinTokenDel, server.OpACLBootstrap,
 		server.OpACLTokenSet, server.OpACLTokenDel, server.OpACLPolicySet, server.OpACLPolicyDel, server.OpEvent:
 		// Checked where they are applied; only servers send them.

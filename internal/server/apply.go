@@ -115,6 +115,10 @@ func (s *Server) prepare(cmd *Command, raw []byte) (*proposal, *Result, error) {
 	case OpSessionRenew:
 		res, err := s.renewSession(cmd.ID)
 		return nil, res, err
+	case OpVIPRenew, OpVIPSetHolder:
+		if res, err := s.prepareVIP(cmd); res != nil || err != nil || cmd.Op == OpVIPRenew {
+			return nil, res, err
+		}
 	case OpKVLock:
 		if until := s.store.LockDelayUntil(cmd.KV.Key); !until.IsZero() {
 			return nil, &Result{OK: false, Index: s.fsm.applied.Load()}, nil

@@ -50,10 +50,18 @@ const (
 	OpACLPolicySet   Op = "acl.policy.set"
 	OpACLPolicyDel   Op = "acl.policy.delete"
 	OpEvent          Op = "event"
+	OpVIPUpsert      Op = "vip.upsert"
+	OpVIPDelete      Op = "vip.delete"
+	// OpVIPSetHolder records a VIP's new holder (a claim the leader
+	// granted) or, with an empty Holder, its release by node Key.
+	OpVIPSetHolder Op = "vip.holder"
 
 	// OpSessionRenew never enters the log: the leader resets the
 	// session's TTL timer. It travels the same forwarding path.
 	OpSessionRenew Op = "session.renew"
+	// OpVIPRenew never enters the log either: the leader extends the
+	// holder's lease on VIP ID after confirming it still leads.
+	OpVIPRenew Op = "vip.renew"
 )
 
 // Command is one state change. Only the fields its Op needs are set.
@@ -93,6 +101,10 @@ type Command struct {
 	Policy    *api.ACLPolicy        `json:"policy,omitempty"`
 	// Event is what the event op records.
 	Event *api.Event `json:"event,omitempty"`
+	// VIP is what vip.upsert records; Holder is the node a VIP operation
+	// is for (vip.holder, vip.renew).
+	VIP    *api.VIP `json:"vip,omitempty"`
+	Holder string   `json:"holder,omitempty"`
 }
 
 // Result is what applying a Command produced.
@@ -103,6 +115,8 @@ type Result struct {
 	OK bool `json:"ok"`
 	// Session is set by session create and renew.
 	Session *api.SessionEntry `json:"session,omitempty"`
+	// Lease is set by VIP claims, renewals and releases.
+	Lease *api.VIPLease `json:"lease,omitempty"`
 	// Error is set when the command was invalid; Kind classifies it.
 	Error string `json:"error,omitempty"`
 	Kind  string `json:"kind,omitempty"`
@@ -344,6 +358,15 @@ func (f *fsm) applyCommand(idx uint64, at time.Time, c *Command) *Result {
 		}
 	case OpACLPolicyDel:
 		err = f.store.ACLPolicyDelete(idx, c.ID)
+	case OpVIPUpsert:
+		if err = spec.ValidateVIP(c.VIP); err == nil {
+			v := spec.VIPDefaults(*c.VIP)
+			err = f.store.VIPUpsert(idx, &v)
+		}
+	case OpVIPDelete:
+		err = f.store.VIPDelete(idx, c.ID)
+	case OpVIPSetHolder:
+		res.Lease, err = f.applyVIPHolder(idx, c)
 	case OpEvent:
 		err = f.store.EventAppend(idx, c.Event)
 	default:

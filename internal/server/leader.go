@@ -89,6 +89,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	s.logger.Info("acquired leadership")
 	defer s.logger.Info("lost leadership")
 	defer s.readyTerm.Store(0)
+	defer s.clearVIPLeases()
 	defer s.sessions.stopAll()
 
 	// Everything committed in earlier terms must be applied before reads
@@ -98,8 +99,10 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		term := s.raft.CurrentTerm()
 		err := s.raft.Barrier(time.Minute).Error()
 		if err == nil && s.IsLeader() && s.raft.CurrentTerm() == term {
-			s.readyTerm.Store(term)
-			break
+			if err = s.resetVIPLeases(term); err == nil {
+				s.readyTerm.Store(term)
+				break
+			}
 		}
 		if err == nil {
 			err = errors.New("leadership changed during the barrier")

@@ -101,6 +101,8 @@ type Server struct {
 	// leader loop (and its readiness) running into a term in which
 	// another leader may have committed entries not yet applied here.
 	readyTerm atomic.Uint64
+	// vips are the VIP leases this server keeps while it leads.
+	vips vipLeases
 	// leaderEpoch ends when the leader changes: forwards to the old
 	// leader stop waiting then.
 	leaderEpoch atomic.Pointer[leaderEpoch]

@@ -346,3 +346,21 @@ func joinPath(path, name string) string {
 	}
 	return path + "." + name
 }
+
+// ParseJSONVIP decodes a VIP from the JSON API strictly and validates it,
+// with the same messages as ParseJSONService.
+func ParseJSONVIP(data []byte) (*api.VIP, error) {
+	if err := checkJSON(data, reflect.TypeFor[api.VIP]()); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	v := new(api.VIP)
+	if err := dec.Decode(v); err != nil {
+		return nil, fmt.Errorf("decode vip: %w", err)
+	}
+	if err := ValidateVIP(v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -15,13 +16,15 @@ import (
 
 // Object is one document of an apply file.
 type Object struct {
-	// Kind is the document's kind; today always KindService.
+	// Kind is the document's kind: KindService or KindVIP.
 	Kind string
 	// Line is the 1-based line in the file where the document's content
 	// starts (its first key, after any "---" and comments).
 	Line int
 	// Service is the service when Kind is KindService.
 	Service *api.Service
+	// VIP is the floating address when Kind is KindVIP.
+	VIP *api.VIP
 }
 
 // DocumentError is one problem with one document of an apply file. Its
@@ -161,6 +164,10 @@ func (p *parser) document(doc int, n *yaml.Node) {
 		d.Name = truncate(name.Value, maxNameInError)
 	}
 
+	if kind == KindVIP {
+		p.vip(doc, d, n, top.Line)
+		return
+	}
 	s := new(api.Service)
 	if err := config.DecodeNodeStrict(n, s); err != nil {
 		p.addAll(d, err)
@@ -174,9 +181,11 @@ func (p *parser) document(doc int, n *yaml.Node) {
 		p.addAll(d, &FieldError{Field: "name", Msg: fmt.Sprintf("%q is already defined in document %d", s.Name, first)})
 		return
 	}
-	others := make([]*api.Service, len(p.objs))
-	for i, o := range p.objs {
-		others[i] = o.Service
+	var others []*api.Service
+	for _, o := range p.objs {
+		if o.Service != nil {
+			others = append(others, o.Service)
+		}
 	}
 	if c := RoutesConflict(s, others); c != "" {
 		p.addAll(d, &FieldError{Field: "routes", Msg: c + " in this file"})
@@ -184,6 +193,26 @@ func (p *parser) document(doc int, n *yaml.Node) {
 	}
 	p.names[s.Name] = doc
 	p.objs = append(p.objs, Object{Kind: kind, Line: top.Line, Service: s})
+}
+
+// vip decodes and checks a kind: vip document.
+func (p *parser) vip(doc int, d DocumentError, n *yaml.Node, line int) {
+	v := new(api.VIP)
+	if err := config.DecodeNodeStrict(n, v); err != nil {
+		p.addAll(d, err)
+		return
+	}
+	if err := ValidateVIP(v); err != nil {
+		p.addAll(d, err)
+		return
+	}
+	key := "vip/" + v.Name
+	if first, dup := p.names[key]; dup {
+		p.addAll(d, &FieldError{Field: "name", Msg: fmt.Sprintf("%q is already defined in document %d", v.Name, first)})
+		return
+	}
+	p.names[key] = doc
+	p.objs = append(p.objs, Object{Kind: KindVIP, Line: line, VIP: v})
 }
 
 // kindOf returns the kind of the document whose top node is the mapping
@@ -197,7 +226,7 @@ func kindOf(top *yaml.Node) (string, error) {
 	if n.Kind != yaml.ScalarNode {
 		return "", &FieldError{Field: "kind", Msg: fmt.Sprintf("must be a string (want one of: %s)", want)}
 	}
-	if n.Value != KindService {
+	if !slices.Contains(kinds, n.Value) {
 		return "", &FieldError{Field: "kind", Msg: fmt.Sprintf("%q is not a known kind (want one of: %s)", truncate(n.Value, maxNameInError), want)}
 	}
 	return n.Value, nil

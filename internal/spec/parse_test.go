@@ -141,9 +141,9 @@ func TestParseInvalid(t *testing.T) {
 		{name: "name underscore", in: svc("name: my_web\n"), want: []string{`name: "my_web" must be`}},
 
 		// kind
-		{name: "kind missing", in: "name: web\nroutes: [{host: a.com}]\n", want: []string{"document 1 (line 1): kind: missing (want one of: service)"}},
-		{name: "kind empty", in: svc("kind: \"\"\n"), want: []string{"kind: missing (want one of: service)"}},
-		{name: "kind unknown", in: svc("kind: deployment\n"), want: []string{`kind: "deployment" is not a known kind (want one of: service)`}},
+		{name: "kind missing", in: "name: web\nroutes: [{host: a.com}]\n", want: []string{"document 1 (line 1): kind: missing (want one of: service, vip)"}},
+		{name: "kind empty", in: svc("kind: \"\"\n"), want: []string{"kind: missing (want one of: service, vip)"}},
+		{name: "kind unknown", in: svc("kind: deployment\n"), want: []string{`kind: "deployment" is not a known kind (want one of: service, vip)`}},
 		{name: "kind wrong case", in: svc("kind: Service\n"), want: []string{`kind: "Service" is not a known kind`}},
 		{name: "kind a list", in: svc("kind: [service]\n"), want: []string{"kind: must be a string"}},
 

@@ -20,7 +20,7 @@ import (
 const KindService = "service"
 
 // kinds lists the kinds an apply file may hold, for error messages.
-var kinds = []string{KindService}
+var kinds = []string{KindService, KindVIP}
 
 // Protocols of a service.
 const (

@@ -25,6 +25,7 @@ const (
 	tableACLPolicies = "acl_policies"
 	tableACLTokens   = "acl_tokens"
 	tableEvents      = "events"
+	tableVIPs        = "vips"
 
 	// tableReaped is not a table but a row of the index table: the
 	// highest index of a reaped tombstone.
@@ -59,6 +60,12 @@ func schema() *memdb.DBSchema {
 		Name: tableEvents,
 		Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: eventSeqIndex{}},
+		},
+	}
+	s.Tables[tableVIPs] = &memdb.TableSchema{
+		Name: tableVIPs,
+		Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
 		},
 	}
 	return s

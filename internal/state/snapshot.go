@@ -39,7 +39,7 @@ func (s *Store) Snapshot() *Snapshot {
 }
 
 // snapshotTables lists the tables in the order they are written.
-var snapshotTables = []string{tableMeta, tableIndex, tableMembers, tableSessions, tableKV, tableTombstones, tableServices, tableNodes, tableReplicas, tablePKI, tableJoinTokens, tableACLPolicies, tableACLTokens, tableEvents}
+var snapshotTables = []string{tableMeta, tableIndex, tableMembers, tableSessions, tableKV, tableTombstones, tableServices, tableNodes, tableReplicas, tablePKI, tableJoinTokens, tableACLPolicies, tableACLTokens, tableEvents, tableVIPs}
 
 // WriteTo streams the snapshot as JSON lines.
 func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
@@ -170,6 +170,8 @@ func newObject(table string) (any, error) {
 		return &ACLTokenEntry{}, nil
 	case tableEvents:
 		return &api.Event{}, nil
+	case tableVIPs:
+		return &api.VIPEntry{}, nil
 	}
 	return nil, fmt.Errorf("unknown table %q", table)
 }

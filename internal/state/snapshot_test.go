@@ -87,7 +87,9 @@ func fillStore(t testing.TB, s *Store) uint64 {
 	must(s.ACLPolicySet(32, &api.ACLPolicy{Name: "kv-read", Rules: []api.ACLRule{{Resource: "kv", Prefix: "app/", Access: "read"}}}))
 	must(s.ACLBootstrap(33, &ACLTokenEntry{ACLToken: api.ACLToken{AccessorID: "fedcba9876543210", Management: true,
 		CreateTime: time.Date(2024, 5, 7, 0, 0, 0, 0, time.UTC)}, SecretHash: "cd"}))
-	return 33
+	must(s.VIPUpsert(34, &api.VIP{Name: "front", Address: "10.0.0.100/24", Nodes: []string{"n1", "n2"}, Priority: map[string]int{"n1": 150}, Lease: api.Duration(time.Second)}))
+	must(s.VIPSetHolder(35, "front", "n1", "claimed"))
+	return 35
 }
 
 func TestSnapshotRestoreRoundTrip(t *testing.T) {

@@ -70,7 +70,7 @@ func (s *Store) writeTxn() *memdb.Txn {
 // LatestIndex is the Raft index of the last write applied to the store.
 func (s *Store) LatestIndex() uint64 {
 	txn := s.readTxn()
-	idx, _ := maxIndex(txn, nil, tableKV, tableSessions, tableMembers, tableMeta, tableServices, tableNodes, tableReplicas, tablePKI, tableJoinTokens, tableACLPolicies, tableACLTokens, tableEvents)
+	idx, _ := maxIndex(txn, nil, tableKV, tableSessions, tableMembers, tableMeta, tableServices, tableNodes, tableReplicas, tablePKI, tableJoinTokens, tableACLPolicies, tableACLTokens, tableEvents, tableVIPs)
 	return idx
 }
 
