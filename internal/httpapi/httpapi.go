@@ -256,8 +256,8 @@ func (a *API) routes() {
 	// VIPs: their specs are the operator's; a lease is asked for by the
 	// node itself (a node certificate may write only its own node).
 	vipNode := need(acl.ResourceNode, acl.Write, func(r *http.Request) string { return r.URL.Query().Get("node") })
-	a.handleState("GET /v1/vips", opRead, a.vipList)
-	a.handleState("GET /v1/vip/{name}", opRead, a.vipGet)
+	a.handleState("GET /v1/vips", nodeReadAny, a.vipList)
+	a.handleState("GET /v1/vip/{name}", nodeReadAny, a.vipGet)
 	a.handleState("PUT /v1/vip/{name}", opWrite, a.vipPut)
 	a.handleState("DELETE /v1/vip/{name}", opWrite, a.vipDelete)
 	a.handleState("PUT /v1/vip/{name}/claim", vipNode, a.vipLease("claim"))
