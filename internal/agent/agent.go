@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,6 +81,10 @@ type Agent struct {
 	// happen once; gatewayErr is its result.
 	gatewayOnce sync.Once
 	gatewayErr  error
+	// gatewayStopping is set as the gateway starts to drain.
+	gatewayStopping atomic.Bool
+	// vip is the VIP manager (nil when this agent holds no VIPs).
+	vip *vipState
 
 	// supervisor runs this node's replicas (nil when workloads are
 	// disabled); wlClient is its client of the agent's own API and docker
@@ -303,6 +308,9 @@ func NewContext(startCtx context.Context, cfg config.Config, logger *slog.Logger
 	if err := a.startWorkload(ctx, httpAddr); err != nil {
 		return nil, err
 	}
+	if err := a.startVIP(ctx); err != nil {
+		return nil, err
+	}
 	ok = true
 	a.logger.Info("agent started", "role", role, "api", a.APIURL(), "ui", a.APIURL()+"/ui/", "secure", a.sec != nil, "gossip", a.gossip.Addr(), "rpc", rpcAddr, "gateway", a.GatewayAddr(), "data_dir", a.dataDir)
 	return a, nil
@@ -341,6 +349,7 @@ func (a *Agent) stopGateway() error {
 	if a.gateway == nil {
 		return nil
 	}
+	a.gatewayStopping.Store(true)
 	a.gatewayOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), gatewayDrain)
 		defer cancel()
@@ -487,6 +496,7 @@ func (a *Agent) Leave(ctx context.Context) error {
 		if err := a.stopGateway(); err != nil {
 			a.logger.Warn("gateway drain", "err", err)
 		}
+		a.stopVIP()
 		if a.server != nil {
 			if err := a.server.Leave(ctx); err != nil {
 				a.logger.Warn("raft leave", "err", err)

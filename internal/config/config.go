@@ -58,6 +58,17 @@ type Raft struct {
 // DefaultDevGatewayPort is the gateway's HTTP port in dev mode.
 const DefaultDevGatewayPort = 7780
 
+// VIP configures how an agent takes part in floating addresses (VIPs): it
+// may hold one when its gateway serves and a VIP names it eligible.
+type VIP struct {
+	// Disabled keeps this agent from holding any VIP.
+	Disabled bool `yaml:"disabled"`
+	// Netns is the network namespace whose interfaces get the addresses,
+	// by path (/var/run/netns/NAME, /proc/PID/ns/net); empty means the
+	// agent's own.
+	Netns string `yaml:"netns"`
+}
+
 // Workload configures the replicas an agent runs. Every agent runs the
 // replicas the cluster places on it unless Disabled.
 type Workload struct {
@@ -184,6 +195,8 @@ type Config struct {
 	Gateway Gateway `yaml:"gateway"`
 	// Workload configures the replicas this agent runs for the cluster.
 	Workload Workload `yaml:"workload"`
+	// VIP configures this agent's part in floating addresses.
+	VIP VIP `yaml:"vip"`
 	// Security configures TLS between nodes and on the API, gossip
 	// encryption, join tokens and ACLs. On by default.
 	Security Security `yaml:"security"`

@@ -31,3 +31,30 @@ func Announce(ctx context.Context, ifname string, addr netip.Addr, count int, ga
 
 // Capable returns an error: the package needs Linux.
 func Capable() error { return errNotLinux }
+
+// Host changes addresses in the agent's own network namespace (not on
+// this system).
+type Host struct{}
+
+// InterfaceFor is the package's InterfaceFor.
+func (Host) InterfaceFor(p netip.Prefix) (string, error) { return InterfaceFor(p) }
+
+// Add is the package's Add.
+func (Host) Add(ifname string, p netip.Prefix) error { return Add(ifname, p) }
+
+// Remove is the package's Remove.
+func (Host) Remove(ifname string, p netip.Prefix) error { return Remove(ifname, p) }
+
+// Has is the package's Has.
+func (Host) Has(ifname string, p netip.Prefix) (bool, error) { return Has(ifname, p) }
+
+// Announce is the package's Announce.
+func (Host) Announce(ctx context.Context, ifname string, a netip.Addr, count int, gap time.Duration) error {
+	return Announce(ctx, ifname, a, count, gap)
+}
+
+// Namespace changes addresses in another network namespace (Linux only).
+type Namespace struct{ Host }
+
+// OpenNamespace fails: network namespaces are Linux's.
+func OpenNamespace(path string) (*Namespace, error) { return nil, errNotLinux }

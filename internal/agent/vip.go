@@ -1,0 +1,91 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/herd-cluster/herd/internal/netif"
+	"github.com/herd-cluster/herd/internal/vip"
+)
+
+// vipState is the agent's part in floating addresses.
+type vipState struct {
+	mgr    *vip.Manager
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startVIP starts the VIP manager when this agent may hold VIPs: it runs
+// a gateway, VIPs are not disabled, and it may change addresses. A
+// configured namespace that cannot be opened is an error; missing
+// privileges are logged and leave the agent out.
+func (a *Agent) startVIP(ctx context.Context) error {
+	switch {
+	case a.cfg.VIP.Disabled:
+		return nil
+	case a.gateway == nil:
+		a.logger.Debug("VIPs: this agent runs no gateway, so it holds no VIP")
+		return nil
+	}
+	var net vip.Net = netif.Host{}
+	if p := a.cfg.VIP.Netns; p != "" {
+		ns, err := netif.OpenNamespace(p)
+		if err != nil {
+			return fmt.Errorf("vip.netns: %w", err)
+		}
+		net = ns
+	}
+	if err := netif.Capable(); err != nil {
+		a.logger.Warn("VIPs: this agent cannot hold floating addresses, so it is not eligible for any", "err", err)
+		return nil
+	}
+	client, err := a.apiClient(a.APIAddr())
+	if err != nil {
+		return fmt.Errorf("vip: %w", err)
+	}
+	m := vip.New(vip.Config{
+		Node: a.cfg.NodeName, Labels: a.cfg.Labels, Serving: a.gatewayServing,
+		Net: net, Cluster: client, Logger: a.logger.With("component", "vip"),
+	})
+	vctx, cancel := context.WithCancel(ctx)
+	a.vip = &vipState{mgr: m, cancel: cancel, done: make(chan struct{})}
+	a.goFunc(func() {
+		defer close(a.vip.done)
+		defer client.Close()
+		m.Run(vctx)
+	})
+	return nil
+}
+
+// stopVIP gives up this agent's VIPs (the addresses go first, then the
+// releases, so the next holders need not wait out the leases) and stops
+// the manager.
+func (a *Agent) stopVIP() {
+	if a.vip == nil {
+		return
+	}
+	a.vip.cancel()
+	<-a.vip.done
+}
+
+// gatewayServing reports whether this agent's gateway takes traffic: it
+// is ready and not stopping.
+func (a *Agent) gatewayServing() bool {
+	if a.gateway == nil || a.gatewayStopping.Load() {
+		return false
+	}
+	select {
+	case <-a.gateway.Ready():
+		return true
+	default:
+		return false
+	}
+}
+
+// HeldVIPs returns the VIPs whose address this agent holds now.
+func (a *Agent) HeldVIPs() []string {
+	if a.vip == nil {
+		return nil
+	}
+	return a.vip.mgr.Held()
+}
