@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/herd-cluster/herd/internal/vip"
 )
 
 // usageError marks errors in how a command was called; they exit 2.
@@ -22,6 +24,7 @@ func usagef(format string, args ...any) error {
 }
 
 func main() {
+	vip.RunFenceIfChild() // an agent's VIP fence watchdog is this binary
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

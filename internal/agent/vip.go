@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 
 	"github.com/herd-cluster/herd/internal/netif"
 	"github.com/herd-cluster/herd/internal/vip"
@@ -43,18 +46,54 @@ func (a *Agent) startVIP(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("vip: %w", err)
 	}
-	m := vip.New(vip.Config{
+	// The watchdog that removes an address when this agent cannot: killed
+	// or frozen. Without it the agent still fences itself, but only while
+	// it runs.
+	var fence *vip.ProcessFence
+	if exe, err := os.Executable(); err != nil {
+		a.logger.Warn("VIPs: no fence watchdog (cannot find this binary); a killed or frozen agent keeps its VIP addresses", "err", err)
+	} else if fence, err = vip.StartProcessFence(exe, a.cfg.VIP.Netns, &lineLog{log: a.logger}); err != nil {
+		a.logger.Warn("VIPs: no fence watchdog; a killed or frozen agent keeps its VIP addresses", "err", err)
+	}
+	cfg := vip.Config{
 		Node: a.cfg.NodeName, Labels: a.cfg.Labels, Serving: a.gatewayServing,
 		Net: net, Cluster: client, Logger: a.logger.With("component", "vip"),
-	})
+	}
+	if fence != nil {
+		cfg.Fence = fence
+	}
+	m := vip.New(cfg)
 	vctx, cancel := context.WithCancel(ctx)
 	a.vip = &vipState{mgr: m, cancel: cancel, done: make(chan struct{})}
 	a.goFunc(func() {
 		defer close(a.vip.done)
 		defer client.Close()
 		m.Run(vctx)
+		if fence != nil {
+			if err := fence.Close(); err != nil {
+				a.logger.Warn("VIPs: the fence watchdog ended badly", "err", err)
+			}
+		}
 	})
 	return nil
+}
+
+// lineLog passes the fence watchdog's output lines to the agent's log.
+type lineLog struct {
+	log *slog.Logger
+	buf []byte
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		l.log.Info("vip fence watchdog", "line", string(l.buf[:i]))
+		l.buf = l.buf[i+1:]
+	}
 }
 
 // stopVIP gives up this agent's VIPs (the addresses go first, then the

@@ -144,8 +144,13 @@ func TestVIPMovesBetweenNamespaces(t *testing.T) {
 
 	// Node 1's agent stops without a leave: node 2 (next priority) takes
 	// the VIP within about a lease.
-	c.Kill(agents[1])
-	took := waitHolder(2, 10*time.Second)
+	killed := make(chan struct{})
+	go func() {
+		defer close(killed)
+		c.Kill(agents[1])
+	}()
+	took := waitHolder(2, 10*time.Second) // timed from the start of the stop
+	<-killed
 	t.Logf("after the holder's agent stopped, the VIP moved in %s (lease %s)", took.Round(time.Millisecond), lease)
 
 	// Node 2 leaves gracefully: its gateway drains and it releases the

@@ -50,7 +50,11 @@ type Config struct {
 	Serving func() bool
 	Net     Net
 	Cluster Cluster
-	Logger  *slog.Logger
+	// Fence, when set, also watches each address's fence time, from
+	// outside the agent (a ProcessFence): the address goes even if the
+	// agent is killed or frozen.
+	Fence  Fence
+	Logger *slog.Logger
 }
 
 // Manager keeps this node's share of the VIPs.
@@ -371,10 +375,22 @@ func (h *holder) renew(ctx context.Context, v *api.VIPEntry, lease time.Duration
 // extend moves the fence to a lease after sent, less the margin.
 func (h *holder) extend(sent time.Time, lease time.Duration) {
 	h.until = sent.Add(lease - lease/4)
+	if f := h.m.cfg.Fence; f != nil {
+		if err := f.Hold(h.name, h.ifname, h.pfx, h.until); err != nil {
+			h.m.log.Warn("the VIP fence watchdog is gone: this agent fences alone", "vip", h.name, "err", err)
+		}
+	}
 	if h.timer == nil {
 		h.timer = time.AfterFunc(time.Until(h.until), h.fence)
 	} else {
 		h.timer.Reset(time.Until(h.until))
+	}
+}
+
+// unwatch tells the watchdog the address is gone.
+func (h *holder) unwatch() {
+	if f := h.m.cfg.Fence; f != nil {
+		_ = f.Drop(h.name)
 	}
 }
 
@@ -387,6 +403,7 @@ func (h *holder) fence() {
 		return
 	}
 	h.m.log.Warn("removed a VIP address: no renewal came back in time", "vip", h.name, "address", h.pfx)
+	h.unwatch()
 	h.fenced.Store(true)
 	h.m.setHeld(h.name, false)
 }
@@ -404,6 +421,7 @@ func (h *holder) drop(ctx context.Context, why string, release bool) {
 			h.m.log.Error("removing a VIP address", "vip", h.name, "err", err)
 			return // it may still be there: do not let anyone take it early
 		}
+		h.unwatch()
 	}
 	h.m.setHeld(h.name, false)
 	if !was {
