@@ -72,6 +72,9 @@ type Member struct {
 	APIAddr string            // host:port of the HTTP API
 	RPCAddr string            `json:",omitempty"` // host:port of the Raft transport (servers)
 	Version string
+	// VIPs is true when the agent may hold floating addresses: it runs a
+	// gateway, VIPs are not disabled, and it may change addresses.
+	VIPs bool `json:",omitempty"`
 	// ModifyIndex is the Raft index at which the leader last recorded
 	// this member's state (0 when read from gossip only).
 	ModifyIndex uint64 `json:",omitempty"`

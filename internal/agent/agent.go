@@ -184,6 +184,10 @@ func NewContext(startCtx context.Context, cfg config.Config, logger *slog.Logger
 			return nil, err
 		}
 	}
+	vipNet, err := a.vipNet()
+	if err != nil {
+		return nil, err
+	}
 	a.gossip, err = membership.New(membership.Config{
 		NodeName:      cfg.NodeName,
 		BindAddr:      cfg.BindAddr,
@@ -192,6 +196,7 @@ func NewContext(startCtx context.Context, cfg config.Config, logger *slog.Logger
 		Meta: membership.Meta{
 			Role: role, Zone: cfg.Zone, Labels: cfg.Labels,
 			APIAddr: httpAddr, RPCAddr: rpcAddr, Version: version.Version,
+			VIPs: vipNet != nil,
 		},
 		Logger: a.logger.With("component", "gossip"),
 		Keys:   a.sec.gossipKeys(),
@@ -308,7 +313,7 @@ func NewContext(startCtx context.Context, cfg config.Config, logger *slog.Logger
 	if err := a.startWorkload(ctx, httpAddr); err != nil {
 		return nil, err
 	}
-	if err := a.startVIP(ctx); err != nil {
+	if err := a.startVIP(ctx, vipNet); err != nil {
 		return nil, err
 	}
 	ok = true

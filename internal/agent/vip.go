@@ -18,28 +18,38 @@ type vipState struct {
 	done   chan struct{}
 }
 
-// startVIP starts the VIP manager when this agent may hold VIPs: it runs
-// a gateway, VIPs are not disabled, and it may change addresses. A
-// configured namespace that cannot be opened is an error; missing
-// privileges are logged and leave the agent out.
-func (a *Agent) startVIP(ctx context.Context) error {
+// vipNet decides whether this agent may hold VIPs, and returns where it
+// changes addresses (nil when it may not): it runs a gateway, VIPs are not
+// disabled, and it may change addresses. A configured namespace that
+// cannot be opened is an error; missing privileges are logged and leave
+// the agent out. Gossip tells the others the verdict.
+func (a *Agent) vipNet() (vip.Net, error) {
 	switch {
 	case a.cfg.VIP.Disabled:
-		return nil
-	case a.gateway == nil:
+		return nil, nil
+	case a.cfg.Gateway.HTTP == "" && a.cfg.Gateway.HTTPS == "":
 		a.logger.Debug("VIPs: this agent runs no gateway, so it holds no VIP")
-		return nil
+		return nil, nil
 	}
 	var net vip.Net = netif.Host{}
 	if p := a.cfg.VIP.Netns; p != "" {
 		ns, err := netif.OpenNamespace(p)
 		if err != nil {
-			return fmt.Errorf("vip.netns: %w", err)
+			return nil, fmt.Errorf("vip.netns: %w", err)
 		}
 		net = ns
 	}
 	if err := netif.Capable(); err != nil {
 		a.logger.Warn("VIPs: this agent cannot hold floating addresses, so it is not eligible for any", "err", err)
+		return nil, nil
+	}
+	return net, nil
+}
+
+// startVIP starts the VIP manager when vipNet said this agent may hold
+// VIPs.
+func (a *Agent) startVIP(ctx context.Context, net vip.Net) error {
+	if net == nil || a.gateway == nil {
 		return nil
 	}
 	client, err := a.apiClient(a.APIAddr())

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/herd-cluster/herd/api"
+	"github.com/herd-cluster/herd/internal/config"
 	"github.com/herd-cluster/herd/internal/testcluster"
 )
 
@@ -18,7 +19,13 @@ import (
 // refused; a release frees the address at once; a new leader gives the
 // holder a full lease before anyone else may take it.
 func TestVIPLeaseNeverOverlaps(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Servers: 3})
+	// The servers run gateways (so they may hold VIPs); the client does
+	// not.
+	c := testcluster.Start(t, testcluster.Options{Servers: 3, Clients: 1, Configure: func(i int, cfg *config.Config) {
+		if i < 3 {
+			cfg.Gateway.HTTP = "127.0.0.1:0"
+		}
+	}})
 	ctx := testcluster.Ctx(t, 2*time.Minute)
 	cl := c.Nodes[0].Client(t)
 	n1, n2 := c.Nodes[1].Name, c.Nodes[2].Name
@@ -32,8 +39,11 @@ func TestVIPLeaseNeverOverlaps(t *testing.T) {
 	if l, err := cl.VIPClaim(ctx, "front", n1, "first"); err != nil || !l.Granted || l.Holder != n1 || l.Lease.D() != lease {
 		t.Fatalf("first claim: %+v %v", l, err)
 	}
-	if l, err := cl.VIPClaim(ctx, "front", "nobody-here", "x"); err != nil || l.Granted {
+	if l, err := cl.VIPClaim(ctx, "front", "nobody-here", "x"); err != nil || l.Granted || !strings.Contains(l.Reason, "not a member") {
 		t.Fatalf("a claim by a node that is not a member: %+v %v", l, err)
+	}
+	if l, err := cl.VIPClaim(ctx, "front", c.Nodes[3].Name, "x"); err != nil || l.Granted || !strings.Contains(l.Reason, "cannot hold VIPs") {
+		t.Fatalf("a claim by a node without a gateway: %+v %v", l, err)
 	}
 
 	// n1 renews every quarter lease for 1.5 s while n2 keeps claiming.
@@ -102,7 +112,7 @@ func TestVIPLeaseNeverOverlaps(t *testing.T) {
 		t.Logf("leader %s is one of the VIP nodes; claiming through the others", leader.Name)
 	}
 	var survivor *testcluster.Node
-	for _, n := range c.Nodes {
+	for _, n := range c.Nodes[:3] {
 		if n != leader {
 			survivor = n
 		}
@@ -116,6 +126,11 @@ func TestVIPLeaseNeverOverlaps(t *testing.T) {
 		if l, err := scl.VIPClaim(ctx, "front", holder, "test"); err != nil || !l.Granted {
 			t.Fatalf("%+v %v", l, err)
 		}
+	}
+	// A longer lease from here, so that a slow election on a busy machine
+	// cannot eat the new leader's grace before the first claim arrives.
+	if _, err := scl.VIPPut(ctx, &api.VIP{Name: "front", Address: "10.200.9.100/24", Lease: api.Duration(3 * time.Second)}); err != nil {
+		t.Fatal(err)
 	}
 	if l, err := scl.VIPRenew(ctx, "front", holder); err != nil || !l.Granted {
 		t.Fatalf("%+v %v", l, err)

@@ -39,6 +39,8 @@ type Meta struct {
 	// record "left" rather than "failed" (memberlist's own verdict does
 	// not reach its event callbacks reliably).
 	Leaving bool `json:"x,omitempty"`
+	// VIPs is set when the agent may hold floating addresses.
+	VIPs bool `json:"h,omitempty"`
 }
 
 // Config configures a Membership.
@@ -382,7 +384,7 @@ func (m *Membership) update(n *memberlist.Node, status string) {
 		m.logger.Warn("ignoring unreadable node metadata", "member", n.Name, "err", err)
 	}
 	mem.Role, mem.Zone, mem.Labels = meta.Role, meta.Zone, meta.Labels
-	mem.APIAddr, mem.RPCAddr, mem.Version = meta.APIAddr, meta.RPCAddr, meta.Version
+	mem.APIAddr, mem.RPCAddr, mem.Version, mem.VIPs = meta.APIAddr, meta.RPCAddr, meta.Version, meta.VIPs
 	m.mu.Lock()
 	old := m.members[n.Name]
 	if status == api.MemberFailed && old != nil && old.leaving {

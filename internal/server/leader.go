@@ -185,7 +185,7 @@ func (s *Server) reconcile(ctx context.Context) {
 
 func memberChanged(a, b *api.Member) bool {
 	return a.Status != b.Status || a.Addr != b.Addr || a.APIAddr != b.APIAddr || a.RPCAddr != b.RPCAddr ||
-		a.Role != b.Role || a.Zone != b.Zone || a.Version != b.Version || !maps.Equal(a.Labels, b.Labels)
+		a.Role != b.Role || a.Zone != b.Zone || a.Version != b.Version || a.VIPs != b.VIPs || !maps.Equal(a.Labels, b.Labels)
 }
 
 // invalidateNodeSessions destroys the sessions of a node that failed or

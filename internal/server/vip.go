@@ -131,8 +131,8 @@ func (s *Server) prepareVIP(c *Command) (*Result, error) {
 
 	default: // a claim by c.Holder
 		defer l.mu.Unlock()
-		if !s.vipEligible(&v.VIP, c.Holder) {
-			return answer(false, v.Holder, fmt.Sprintf("node %s is not eligible for vip %s", c.Holder, c.ID)), nil
+		if ok, why := s.vipEligible(&v.VIP, c.Holder); !ok {
+			return answer(false, v.Holder, why), nil
 		}
 		if live {
 			if cur.holder == c.Holder && v.Holder == c.Holder {
@@ -149,13 +149,21 @@ func (s *Server) prepareVIP(c *Command) (*Result, error) {
 	}
 }
 
-// vipEligible reports whether a node may hold v, by its gossip labels.
-func (s *Server) vipEligible(v *api.VIP, node string) bool {
+// vipEligible says whether a node may hold v (by its gossip record: alive,
+// able to hold VIPs, in the VIP's nodes, with its labels), and if not why.
+func (s *Server) vipEligible(v *api.VIP, node string) (bool, string) {
 	m, ok := s.cfg.Gossip.Member(node)
-	if !ok {
-		return false
+	switch {
+	case !ok:
+		return false, fmt.Sprintf("node %s is not a member", node)
+	case m.Status != api.MemberAlive:
+		return false, fmt.Sprintf("node %s is %s", node, m.Status)
+	case !m.VIPs:
+		return false, fmt.Sprintf("node %s cannot hold VIPs (no gateway, vip.disabled, or no CAP_NET_ADMIN)", node)
+	case !spec.VIPEligible(v, node, m.Labels):
+		return false, fmt.Sprintf("node %s is not eligible for vip %s (nodes, labels)", node, v.Name)
 	}
-	return spec.VIPEligible(v, node, m.Labels)
+	return true, ""
 }
 
 // applyVIPHolder applies a granted claim or a release.

@@ -212,7 +212,7 @@ func (m *Manager) rank(v *api.VIP) int {
 	defer m.mu.Unlock()
 	n := 0
 	for name, mem := range m.members {
-		if name == m.cfg.Node || mem.Status != api.MemberAlive || !spec.VIPEligible(v, name, mem.Labels) {
+		if name == m.cfg.Node || mem.Status != api.MemberAlive || !mem.VIPs || !spec.VIPEligible(v, name, mem.Labels) {
 			continue
 		}
 		if p := spec.VIPPriority(v, name); p > mine || p == mine && name < m.cfg.Node {
