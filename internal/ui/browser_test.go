@@ -166,10 +166,19 @@ func TestDashboardInABrowser(t *testing.T) {
 	}
 
 	// A KV write from the UI appears through the API.
-	if err := chromedp.Run(bctx, chromedp.Navigate(base+"#/kv/"), chromedp.WaitVisible("#kv-key", chromedp.ByID),
-		chromedp.SetValue("#kv-key", "ui/written", chromedp.ByID), chromedp.SetValue("#kv-value", "from the UI", chromedp.ByID),
-		chromedp.Click(`form.kv button`, chromedp.ByQuery)); err != nil {
+	// The page re-renders as live events arrive, which may replace the
+	// form between separate steps: fill it and submit it in one script.
+	if err := chromedp.Run(bctx, chromedp.Navigate(base+"#/kv/"), chromedp.WaitVisible("#kv-key", chromedp.ByID)); err != nil {
 		t.Fatal(err)
+	}
+	var submitted bool
+	if err := chromedp.Run(bctx, chromedp.Evaluate(`(() => {
+		const k = document.getElementById('kv-key'), v = document.getElementById('kv-value'), b = document.querySelector('form.kv button');
+		if (!k || !v || !b) return false;
+		k.value = 'ui/written'; v.value = 'from the UI'; b.click();
+		return true;
+	})()`, &submitted)); err != nil || !submitted {
+		t.Fatalf("filling in the KV form: %v (form found: %v)", err, submitted)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -188,8 +197,10 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, bctx, "the payload key listed as text", `[...document.querySelectorAll('td a[data-key]')].some(a => a.textContent.includes('<img src=x onerror='))`, 10*time.Second)
-	if err := chromedp.Run(bctx, chromedp.Click(`td a[data-key]`, chromedp.ByQuery)); err != nil {
-		t.Fatal(err)
+	// A click by script, for the same reason as the KV form above.
+	var clicked bool
+	if err := chromedp.Run(bctx, chromedp.Evaluate(`(() => { const a = document.querySelector('td a[data-key]'); if (!a) return false; a.click(); return true })()`, &clicked)); err != nil || !clicked {
+		t.Fatalf("opening the payload key: %v (link found: %v)", err, clicked)
 	}
 	waitJS(t, bctx, "the payload value shown as text", `(document.querySelector('pre.kv-value') || {}).textContent === '<script>window.__xss=3</script><b onmouseover="window.__xss=4">bold</b>'`, 10*time.Second)
 	if err := chromedp.Run(bctx, chromedp.Navigate(base+"#/service/shop")); err != nil {
