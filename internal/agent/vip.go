@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/herd-cluster/herd/internal/netif"
 	"github.com/herd-cluster/herd/internal/vip"
@@ -57,20 +60,11 @@ func (a *Agent) startVIP(ctx context.Context, net vip.Net) error {
 		return fmt.Errorf("vip: %w", err)
 	}
 	// The watchdog that removes an address when this agent cannot: killed
-	// or frozen. Without it the agent still fences itself, but only while
-	// it runs.
-	var fence *vip.ProcessFence
-	if exe, err := os.Executable(); err != nil {
-		a.logger.Warn("VIPs: no fence watchdog (cannot find this binary); a killed or frozen agent keeps its VIP addresses", "err", err)
-	} else if fence, err = vip.StartProcessFence(exe, a.cfg.VIP.Netns, &lineLog{log: a.logger}); err != nil {
-		a.logger.Warn("VIPs: no fence watchdog; a killed or frozen agent keeps its VIP addresses", "err", err)
-	}
+	// or frozen. It starts with the first address this agent takes.
+	fence := &lazyFence{a: a}
 	cfg := vip.Config{
 		Node: a.cfg.NodeName, Labels: a.cfg.Labels, Serving: a.gatewayServing,
-		Net: net, Cluster: client, Logger: a.logger.With("component", "vip"),
-	}
-	if fence != nil {
-		cfg.Fence = fence
+		Net: net, Cluster: client, Fence: fence, Logger: a.logger.With("component", "vip"),
 	}
 	m := vip.New(cfg)
 	vctx, cancel := context.WithCancel(ctx)
@@ -79,13 +73,70 @@ func (a *Agent) startVIP(ctx context.Context, net vip.Net) error {
 		defer close(a.vip.done)
 		defer client.Close()
 		m.Run(vctx)
-		if fence != nil {
-			if err := fence.Close(); err != nil {
-				a.logger.Warn("VIPs: the fence watchdog ended badly", "err", err)
-			}
+		if err := fence.Close(); err != nil {
+			a.logger.Warn("VIPs: the fence watchdog ended badly", "err", err)
 		}
 	})
 	return nil
+}
+
+// lazyFence starts the fence watchdog with the first address this agent
+// takes, so that agents that never hold a VIP run no extra process. When
+// it cannot start one, the agent logs so once and fences alone.
+type lazyFence struct {
+	a    *Agent
+	mu   sync.Mutex
+	f    *vip.ProcessFence
+	err  error
+	done bool
+}
+
+func (l *lazyFence) get() (*vip.ProcessFence, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.done {
+		l.done = true
+		exe, err := os.Executable()
+		if err == nil {
+			l.f, err = vip.StartProcessFence(exe, l.a.cfg.VIP.Netns, &lineLog{log: l.a.logger})
+		}
+		if err != nil {
+			l.err = err
+			l.a.logger.Warn("VIPs: no fence watchdog; a killed or frozen agent would keep its VIP addresses", "err", err)
+		}
+	}
+	return l.f, l.err
+}
+
+// Hold starts the watchdog if need be and hands it the fence time.
+func (l *lazyFence) Hold(name, ifname string, p netip.Prefix, until time.Time) error {
+	f, err := l.get()
+	if err != nil {
+		return err
+	}
+	return f.Hold(name, ifname, p, until)
+}
+
+// Drop tells a running watchdog to forget name.
+func (l *lazyFence) Drop(name string) error {
+	l.mu.Lock()
+	f := l.f
+	l.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f.Drop(name)
+}
+
+// Close ends a running watchdog.
+func (l *lazyFence) Close() error {
+	l.mu.Lock()
+	f := l.f
+	l.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f.Close()
 }
 
 // lineLog passes the fence watchdog's output lines to the agent's log.
