@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // PathReadIndex is the internal HTTP path followers use to ask the leader
@@ -157,22 +159,46 @@ func (s *Server) finish(ctx context.Context, p *proposal) (*Result, error) {
 }
 
 // ReadIndexLocal confirms leadership with a quorum and returns the index a
-// linearizable read must wait for.
+// linearizable read must wait for: the last command committed when the
+// call began (Raft's read index). Not the leader's applied index: the
+// leader sends a new commit index to the followers as it hands the entry
+// to its own FSM, so a follower can apply an entry, and serve it, before
+// the leader has; a read on the leader that went by the leader's applied
+// index could then answer older state than a read that finished before it
+// (the e2e suite caught exactly that).
 func (s *Server) ReadIndexLocal() (uint64, error) {
 	term := s.raft.CurrentTerm()
 	if !s.IsLeader() || s.readyTerm.Load() != term {
 		return 0, ErrNotLeader
 	}
+	commit := s.raft.CommitIndex()
 	if err := s.raft.VerifyLeader().Error(); err != nil {
 		return 0, ErrNotLeader
 	}
 	// Leadership confirmed by a quorum, still in the term whose barrier
 	// was applied here.
-	idx := s.fsm.applied.Load()
 	if s.raft.CurrentTerm() != term {
 		return 0, ErrNotLeader
 	}
-	return idx, nil
+	return s.lastCommandAtOrBefore(commit)
+}
+
+// lastCommandAtOrBefore returns the index of the last command entry at or
+// before idx (the FSM sees only commands, so a wait for a no-op or a
+// configuration entry would never end), or what the FSM has applied when
+// that is later.
+func (s *Server) lastCommandAtOrBefore(idx uint64) (uint64, error) {
+	applied := s.fsm.applied.Load()
+	for i := idx; i > applied; i-- {
+		var l raft.Log
+		if err := s.logs.GetLog(i, &l); err != nil {
+			return 0, fmt.Errorf("read index: log entry %d: %w", i, err)
+		}
+		if l.Type == raft.LogCommand {
+			return i, nil
+		}
+	}
+	return applied, nil
 }
 
 // ConsistentRead returns once this server's state store reflects every

@@ -85,6 +85,9 @@ type Server struct {
 	transport *raft.NetworkTransport
 	stream    *listenerLayer
 	logStore  *wal.WAL
+	// logs is the log as Raft reads it (a cache over logStore), for the
+	// read index.
+	logs raft.LogStore
 	metaDB    *metadb.BoltMetaDB
 	fsm       *fsm
 	store     *state.Store
@@ -210,6 +213,7 @@ func New(cfg Config) (*Server, error) {
 		s.closeStores()
 		return nil, fmt.Errorf("raft log cache: %w", err)
 	}
+	s.logs = cached
 	r, err := raft.NewRaft(rc, s.fsm, cached, logStore, snaps, s.transport)
 	if err != nil {
 		s.closeStores()
