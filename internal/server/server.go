@@ -87,12 +87,12 @@ type Server struct {
 	logStore  *wal.WAL
 	// logs is the log as Raft reads it (a cache over logStore), for the
 	// read index.
-	logs raft.LogStore
-	metaDB    *metadb.BoltMetaDB
-	fsm       *fsm
-	store     *state.Store
-	metrics   *metrics
-	client    *http.Client
+	logs    raft.LogStore
+	metaDB  *metadb.BoltMetaDB
+	fsm     *fsm
+	store   *state.Store
+	metrics *metrics
+	client  *http.Client
 	// scheme is how other servers' APIs are reached: http or https.
 	scheme string
 
