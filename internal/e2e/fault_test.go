@@ -62,26 +62,34 @@ func heal(ctx context.Context, n node) error {
 // as a follower.
 func TestIsolateLeader(t *testing.T) {
 	scenario(t, "isolate the leader from the majority", func(r *run) {
-		for range 3 {
-			time.Sleep(3 * time.Second)
-			victim := r.leader()
-			var others []node
-			for _, n := range nodes {
-				if n.server && n != victim {
-					others = append(others, n)
-				}
-			}
-			if err := partition(r.ctx, victim, others...); err != nil {
-				r.t.Fatal(err)
-			}
-			r.failover(victim, time.Now())
-			time.Sleep(8 * time.Second)
-			if err := heal(r.ctx, victim); err != nil {
-				r.t.Fatal(err)
-			}
-			r.alive(victim)
-		}
+		r.cutLeaderRounds(3, func(victim node, others []node) error { return partition(r.ctx, victim, others...) })
 	})
+}
+
+// cutLeaderRounds, rounds times: picks the leader, cuts it off from the
+// other servers with cut, measures the failover, heals it after 8 s and
+// waits for it to be alive again.
+func (r *run) cutLeaderRounds(rounds int, cut func(victim node, others []node) error) {
+	r.t.Helper()
+	for range rounds {
+		time.Sleep(3 * time.Second)
+		victim := r.leader()
+		var others []node
+		for _, n := range nodes {
+			if n.server && n != victim {
+				others = append(others, n)
+			}
+		}
+		if err := cut(victim, others); err != nil {
+			r.t.Fatal(err)
+		}
+		r.failover(victim, time.Now())
+		time.Sleep(8 * time.Second)
+		if err := heal(r.ctx, victim); err != nil {
+			r.t.Fatal(err)
+		}
+		r.alive(victim)
+	}
 }
 
 // TestSlowLossyFollower gives one follower a slow, lossy link (200 ms ±
@@ -93,13 +101,7 @@ func TestSlowLossyFollower(t *testing.T) {
 	scenario(t, "200±50 ms, 5% loss on a follower", func(r *run) {
 		time.Sleep(3 * time.Second)
 		leader := r.leader()
-		var victim node
-		for _, n := range nodes {
-			if n.server && n != leader {
-				victim = n
-				break
-			}
-		}
+		victim := follower(leader)
 		undo := degrade(r, victim)
 		time.Sleep(20 * time.Second)
 		undo()

@@ -22,6 +22,16 @@ func (r *run) voters() []string {
 	return out
 }
 
+// follower returns a server other than leader.
+func follower(leader node) node {
+	for _, n := range nodes {
+		if n.server && n != leader {
+			return n
+		}
+	}
+	return node{}
+}
+
 // waitVoters waits until the Raft configuration has n servers.
 func (r *run) waitVoters(n int, why string) {
 	r.t.Helper()
@@ -36,13 +46,7 @@ func TestRemoveReAddServer(t *testing.T) {
 	scenario(t, "remove, re-add a follower, a leader", func(r *run) {
 		time.Sleep(3 * time.Second)
 		leader := r.leader()
-		var follower node
-		for _, n := range nodes {
-			if n.server && n != leader {
-				follower = n
-				break
-			}
-		}
+		follower := follower(leader)
 		for _, victim := range []node{follower, leader} {
 			at := time.Now()
 			ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
@@ -74,23 +78,14 @@ func TestRemoveReAddServer(t *testing.T) {
 // a stale read, and comes back as a follower.
 func TestOneWayPartitionLeader(t *testing.T) {
 	scenario(t, "one-way partition: leader sends lost", func(r *run) {
-		for range 3 {
-			time.Sleep(3 * time.Second)
-			victim := r.leader()
-			for _, n := range nodes {
-				if n.server && n != victim {
-					if err := inNetns(r.ctx, victim, "iptables", "-I", "OUTPUT", "-d", n.ip, "-j", "DROP"); err != nil {
-						r.t.Fatal(err)
-					}
+		r.cutLeaderRounds(3, func(victim node, others []node) error {
+			for _, n := range others {
+				if err := inNetns(r.ctx, victim, "iptables", "-I", "OUTPUT", "-d", n.ip, "-j", "DROP"); err != nil {
+					return err
 				}
 			}
-			r.failover(victim, time.Now())
-			time.Sleep(8 * time.Second)
-			if err := heal(r.ctx, victim); err != nil {
-				r.t.Fatal(err)
-			}
-			r.alive(victim)
-		}
+			return nil
+		})
 	})
 }
 
@@ -102,13 +97,7 @@ func TestPartitionMinority(t *testing.T) {
 	scenario(t, "partition a follower and a client", func(r *run) {
 		time.Sleep(3 * time.Second)
 		leader := r.leader()
-		var follower node
-		for _, n := range nodes {
-			if n.server && n != leader {
-				follower = n
-				break
-			}
-		}
+		follower := follower(leader)
 		minority := []node{follower, nodes[4]} // c2
 		var majority []node
 		for _, n := range nodes {

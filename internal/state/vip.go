@@ -41,23 +41,7 @@ func (s *Store) VIPUpsert(idx uint64, v *api.VIP) error {
 
 // VIPDelete removes a VIP at idx; ErrNotFound if there is none.
 func (s *Store) VIPDelete(idx uint64, name string) error {
-	txn := s.writeTxn()
-	defer txn.Abort()
-	raw, err := txn.First(tableVIPs, "id", name)
-	if err != nil {
-		return fmt.Errorf("vip %s: %w", name, err)
-	}
-	if raw == nil {
-		return fmt.Errorf("vip %q: %w", name, ErrNotFound)
-	}
-	if err := txn.Delete(tableVIPs, raw); err != nil {
-		return fmt.Errorf("vip %s: %w", name, err)
-	}
-	if err := setIndex(txn, tableVIPs, idx); err != nil {
-		return err
-	}
-	txn.Commit()
-	return nil
+	return s.deleteRow(idx, tableVIPs, "vip", name, "")
 }
 
 // VIPSetHolder records at idx that holder ("" for nobody) holds VIP name
